@@ -1,0 +1,39 @@
+# `make demo` and `make test` do all set-up themselves on a fresh machine (venv + install).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test venv lint lab clean train-grm qmap-report
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m patchscaler_lite demo -o outputs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+# Reproduce the shipped GRM weights (about 45 min on 2 CPU cores), then copy them into the package.
+train-grm: $(STAMP)
+	$(BIN)/patchscaler-lite train grm --preset lite -o runs/grm_lite
+	cp runs/grm_lite/grm_lite.safetensors runs/grm_lite/grm_lite.json runs/grm_lite/grm_lite.report.json patchscaler_lite/weights/
+
+qmap-report: $(STAMP)
+	$(BIN)/patchscaler-lite qmap-report --hr-dir data/photos --split val --json outputs/qmap_report.json
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,151 @@
+"""Command-line front end: `patchscaler-lite <command> ...` (also `python -m patchscaler_lite`).
+
+Every user error is printed as one line `error: ...` on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import PatchScalerError
+
+
+def _floats(n: int, what: str):
+    def parse(s: str) -> tuple[float, ...]:
+        try:
+            vals = tuple(float(v) for v in s.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated numbers, got {s!r}")
+        if len(vals) != n:
+            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated numbers, got {s!r}")
+        return vals
+    return parse
+
+
+def resolve_device(name: str):
+    """'auto' -> cuda if available else cpu; 'cuda' without CUDA is a clear error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PatchScalerError("--device cuda was requested but CUDA is not available on this machine")
+    if name not in ("cpu", "cuda"):
+        raise PatchScalerError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def _add_device(p):
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+
+
+def _add_grouping(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--thresholds", type=_floats(2, "--thresholds"), default=None, metavar="G1,G2",
+                   help="Qmap thresholds gamma1 > gamma2 in (0, 1) (default 0.6,0.3)")
+    g.add_argument("--quantiles", type=_floats(2, "--quantiles"), default=None, metavar="F1,F2",
+                   help="fractions of patches in Simple and Medium (rest Hard)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="patchscaler-lite", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model")
+    tsub = p.add_subparsers(dest="what", required=True)
+    t = tsub.add_parser("grm", help="train the Global Restoration Module on the shipped train photos")
+    t.add_argument("--preset", default="lite", help="tiny | lite (default lite)")
+    t.add_argument("--iters", type=int, default=None, help="override the preset's iteration count")
+    t.add_argument("--degradation", default=None, help="bicubic | realistic (default: preset's)")
+    t.add_argument("-o", "--out", required=True, help="output folder (checkpoint, weights, report)")
+    t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    _add_device(t)
+
+    q = sub.add_parser("qmap", help="coarse x4 image, confidence heat map and group overlay per input")
+    q.add_argument("inputs", nargs="+", help="image files or folders")
+    q.add_argument("-o", "--out", required=True, help="output folder")
+    q.add_argument("--weights", default=None, help="GRM weights (default: shipped lite weights)")
+    q.add_argument("--patch-size", type=int, default=32, help="Qmap patch size in HR pixels")
+    q.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    _add_grouping(q)
+    _add_device(q)
+
+    r = sub.add_parser("qmap-report", help="does the Qmap track the true per-patch error? (JSON)")
+    r.add_argument("--hr-dir", required=True, help="folder of HR photos (e.g. data/photos)")
+    r.add_argument("--split", default=None, help="only photos of this split of data/splits.json")
+    r.add_argument("--degradation", default="bicubic", help="bicubic | realistic")
+    r.add_argument("--patch-size", type=int, default=32)
+    r.add_argument("--weights", default=None)
+    r.add_argument("--json", required=True, help="output JSON file")
+    r.add_argument("--seed", type=int, default=0)
+    _add_device(r)
+    return ap
+
+
+def cmd_train(args) -> int:
+    import dataclasses
+
+    from .config import GRM_PRESETS, GRM_TRAIN_PRESETS
+    from .data import load_photos
+    from .training import train_grm
+
+    if args.preset not in GRM_PRESETS:
+        raise PatchScalerError(f"unknown preset {args.preset!r}; choose from {', '.join(GRM_PRESETS)}")
+    tc = GRM_TRAIN_PRESETS[args.preset]
+    if args.iters is not None:
+        tc = dataclasses.replace(tc, iters=args.iters)
+    if args.degradation is not None:
+        tc = dataclasses.replace(tc, degradation=args.degradation)
+    report = train_grm(GRM_PRESETS[args.preset], tc, load_photos("train"), load_photos("val"),
+                       args.out, device=resolve_device(args.device), resume=not args.no_resume,
+                       command="patchscaler-lite " + shlex.join(sys.argv[1:]))
+    print(f"val PSNR {report['final_val_psnr']:.2f} dB (bicubic {report['final_val_psnr_bicubic']:.2f},"
+          f" gain {report['gain_db']:+.2f} dB) in {report['seconds']:.0f} s -> {args.out}")
+    return 0
+
+
+def cmd_qmap(args) -> int:
+    from .report import run_qmap
+
+    run_qmap(args.inputs, Path(args.out), weights=args.weights, device=resolve_device(args.device),
+             patch_size=args.patch_size, thresholds=args.thresholds, quantiles=args.quantiles,
+             force=args.force)
+    return 0
+
+
+def cmd_qmap_report(args) -> int:
+    from .report import qmap_report, print_qmap_report
+
+    rep = qmap_report(Path(args.hr_dir), Path(args.json), split=args.split,
+                      degradation=args.degradation, patch_size=args.patch_size,
+                      weights=args.weights, device=resolve_device(args.device), seed=args.seed)
+    print_qmap_report(rep)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "qmap": cmd_qmap, "qmap-report": cmd_qmap_report}
+
+
+def _warning_line(message, category, filename, lineno, line=None):
+    return f"note: {message}\n"
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = _warning_line
+    try:
+        return COMMANDS[args.command](args)
+    except PatchScalerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
