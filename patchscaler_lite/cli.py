@@ -83,7 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", required=True, help="output JSON file")
     r.add_argument("--seed", type=int, default=0)
     _add_device(r)
+    d = sub.add_parser("demo", help="the main job on the shipped weights and val photos")
+    d.add_argument("-o", "--out", default="outputs/demo", help="output folder (default outputs/demo)")
+    d.add_argument("--weights", default=None)
+    _add_device(d)
     return ap
+
+
+def cmd_demo(args) -> int:
+    from .report import demo
+
+    demo(Path(args.out), weights=args.weights, device=resolve_device(args.device))
+    return 0
 
 
 def cmd_train(args) -> int:
@@ -127,7 +138,7 @@ def cmd_qmap_report(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "qmap": cmd_qmap, "qmap-report": cmd_qmap_report}
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "qmap": cmd_qmap, "qmap-report": cmd_qmap_report}
 
 
 def _warning_line(message, category, filename, lineno, line=None):

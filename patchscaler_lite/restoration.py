@@ -102,3 +102,33 @@ def load_grm(path=None, expect: GRMConfig | None = None) -> GlobalRestorationMod
     model = GlobalRestorationModule(config)
     load_into(model, state, path)
     return model.eval()
+
+
+@torch.no_grad()
+def restore(model: GlobalRestorationModule, lr: Tensor, tile: int | None = 128,
+            overlap: int = 16) -> tuple[Tensor, Tensor]:
+    """Run the GRM on (B, 3, h, w) LR in [0, 1] -> (coarse (B, 3, sh, sw), confidence (B, 1, sh, sw)).
+
+    Images with a side above `tile` LR pixels are processed as overlapping LR tiles whose HR
+    outputs are blended (patches.unpatchify), so memory stays bounded for any image size.
+    bf16 autocast on CUDA, float32 elsewhere; the device is the one of `lr`.
+    """
+    from .image_io import check_image
+    from .patches import make_layout, patchify, unpatchify
+
+    lr = check_image(lr, "lr")
+    cuda = lr.device.type == "cuda"
+    s = model.cfg.scale
+
+    def run(x: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            y, c = model(x)
+        return y.float().clamp(0, 1), c.float()
+
+    if tile is None or max(lr.shape[-2:]) <= tile:
+        return run(lr)
+    tiles, layout = patchify(lr, tile, overlap)                       # (B*N, 3, tile, tile)
+    ys, cs = zip(*(run(t[None]) for t in tiles))
+    hr_layout = make_layout((lr.shape[0], 4, lr.shape[-2] * s, lr.shape[-1] * s), tile * s, overlap * s)
+    out = unpatchify(torch.cat([torch.cat(ys), torch.cat(cs)], 1), hr_layout)  # (B, 4, sh, sw)
+    return out[:, :3].clamp(0, 1), out[:, 3:]

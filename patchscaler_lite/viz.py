@@ -1,0 +1,63 @@
+"""Pictures for people: confidence heat maps, group overlays, side-by-side panels.
+
+Plotting lives here, outside the math; the core modules never import this file (nor matplotlib).
+Functions return uint8 arrays (H, W, 3) so the CLI can save them atomically with image_io.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .image_io import to_uint8
+from .patches import PatchLayout
+
+# Simple / Medium / Hard: green, amber, red (colour-blind-safe enough with the labels beside them)
+GROUP_COLORS = np.array([[46, 160, 67], [240, 170, 30], [215, 48, 39]], dtype=np.float32)
+
+
+def heatmap(conf: Tensor, cmap: str = "viridis") -> np.ndarray:
+    """Confidence (1, H, W) or (1, 1, H, W) in [0, 1] -> uint8 (H, W, 3) through a colormap."""
+    from matplotlib import colormaps
+
+    c = conf.detach().float().cpu().reshape(conf.shape[-2:]).clamp(0, 1).numpy()
+    return (colormaps[cmap](c)[..., :3] * 255 + 0.5).astype(np.uint8)
+
+
+def group_overlay(image: Tensor, groups: Tensor, layout: PatchLayout, alpha: float = 0.45,
+                  grid: bool = True) -> np.ndarray:
+    """Tint each patch of an image (3, H, W) by its group id (nh, nw); draw the patch grid.
+
+    Overlapping patches: each pixel takes the colour of the patch whose window centre is nearest.
+    """
+    img = to_uint8(image).astype(np.float32)                                # (H, W, 3)
+    H, W = img.shape[:2]
+    s = layout.stride
+    off = layout.overlap // 2
+    rows = np.clip((np.arange(H) - off) // s, 0, layout.nh - 1)
+    cols = np.clip((np.arange(W) - off) // s, 0, layout.nw - 1)
+    g = groups.detach().cpu().reshape(layout.nh, layout.nw).numpy()[rows[:, None], cols[None, :]]
+    out = (1 - alpha) * img + alpha * GROUP_COLORS[g]
+    if grid:
+        edge_r = (np.arange(H) - off) % s == 0
+        edge_c = (np.arange(W) - off) % s == 0
+        out[edge_r, :] = out[edge_r, :] * 0.4
+        out[:, edge_c] = out[:, edge_c] * 0.4
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def side_by_side(images: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Concatenate uint8 (H, W, 3) arrays horizontally (top-aligned, white gaps)."""
+    H = max(a.shape[0] for a in images)
+    parts = []
+    for a in images:
+        pad = np.full((H, a.shape[1], 3), 255, np.uint8)
+        pad[: a.shape[0]] = a
+        parts += [pad, np.full((H, gap, 3), 255, np.uint8)]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def nearest_up(x: Tensor, size) -> Tensor:
+    """Pixel-replicating resize (B, C, h, w) -> (B, C, *size), for showing LR images at HR size."""
+    return torch.nn.functional.interpolate(x, size=size, mode="nearest")
