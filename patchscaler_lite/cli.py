@@ -26,6 +26,18 @@ def _floats(n: int, what: str):
     return parse
 
 
+def _ints(n: int, what: str):
+    def parse(s: str) -> tuple[int, ...]:
+        try:
+            vals = tuple(int(v) for v in s.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated integers, got {s!r}")
+        if len(vals) != n:
+            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated integers, got {s!r}")
+        return vals
+    return parse
+
+
 def resolve_device(name: str):
     """'auto' -> cuda if available else cpu; 'cuda' without CUDA is a clear error."""
     import torch
@@ -64,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--out", required=True, help="output folder (checkpoint, weights, report)")
     t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     _add_device(t)
+    t = tsub.add_parser("dit", help="train Patch-DiT + texture encoder on GRM coarse / HR pairs")
+    t.add_argument("--preset", default="lite", help="tiny | lite | base (default lite)")
+    t.add_argument("--iters", type=int, default=None, help="override the preset's iteration count")
+    t.add_argument("--grm", default=None, help="GRM weights (default: shipped lite)")
+    t.add_argument("--memory", default=None, help="texture memory (default: shipped lite)")
+    t.add_argument("-o", "--out", required=True, help="output folder (checkpoint, weights, report)")
+    t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    _add_device(t)
 
     q = sub.add_parser("qmap", help="coarse x4 image, confidence heat map and group overlay per input")
     q.add_argument("inputs", nargs="+", help="image files or folders")
@@ -83,6 +103,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", required=True, help="output JSON file")
     r.add_argument("--seed", type=int, default=0)
     _add_device(r)
+    u = sub.add_parser("upscale", help="x4 super-resolution with the full PatchScaler pipeline")
+    u.add_argument("inputs", nargs="+", help="LR image files or folders")
+    u.add_argument("-o", "--out", required=True, help="output folder (<name>_x4.png per input)")
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--starts", type=_ints(3, "--starts"), default=None, metavar="T1,T2,T3")
+    u.add_argument("--steps", type=_ints(3, "--steps"), default=None, metavar="N1,N2,N3")
+    u.add_argument("--uniform", type=_ints(2, "--uniform"), default=None, metavar="T,N",
+                   help="baseline: every patch starts at T and takes N steps")
+    u.add_argument("--no-texture", action="store_true", help="no texture prompt (ablation)")
+    u.add_argument("--weights", default=None, help="folder with grm_/dit_/memory_lite.safetensors")
+    u.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    _add_grouping(u)
+    _add_device(u)
+
+    b = sub.add_parser("bench", help="speed/quality of bicubic, Real-ESRGAN, GRM, uniform, PGS")
+    b.add_argument("--hr-dir", required=True, help="folder of HR photos")
+    b.add_argument("--split", default=None, help="only photos of this split of data/splits.json")
+    b.add_argument("--degradation", default="bicubic", help="bicubic | realistic")
+    b.add_argument("--methods", default=None, help="comma-separated (default: all)")
+    b.add_argument("--json", required=True)
+    b.add_argument("--csv", default=None)
+    b.add_argument("--plot", default=None, help="PNG: quality against seconds (Pareto view)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--weights", default=None)
+    _add_grouping(b)
+    _add_device(b)
+
     d = sub.add_parser("demo", help="the main job on the shipped weights and val photos")
     d.add_argument("-o", "--out", default="outputs/demo", help="output folder (default outputs/demo)")
     d.add_argument("--weights", default=None)
@@ -97,7 +144,77 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _pgs_from_args(args):
+    """PGSConfig from --thresholds/--quantiles/--starts/--steps/--uniform over the defaults."""
+    import dataclasses
+
+    from .sampling import PGSConfig, check_schedule
+
+    base = PGSConfig()
+    changes = {}
+    if getattr(args, "starts", None) or getattr(args, "steps", None):
+        changes["starts"] = args.starts or base.starts
+        changes["steps"] = args.steps or base.steps
+        check_schedule(changes["starts"], changes["steps"])
+    if getattr(args, "uniform", None):
+        check_schedule((args.uniform[0],), (args.uniform[1],))
+        changes["uniform"] = args.uniform
+    if args.thresholds:
+        changes["thresholds"] = args.thresholds
+    if args.quantiles:
+        changes["quantiles"] = args.quantiles
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as e:
+        raise PatchScalerError(str(e)) from None
+
+
+def cmd_upscale(args) -> int:
+    from .upscale import upscale_files
+
+    pgs = _pgs_from_args(args)
+    upscale_files(args.inputs, Path(args.out), pgs=pgs, weights=args.weights,
+                  device=resolve_device(args.device), seed=args.seed,
+                  texture=not args.no_texture, force=args.force)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .upscale import bench_command
+
+    bench_command(args, _pgs_from_args(args), resolve_device(args.device))
+    return 0
+
+
 def cmd_train(args) -> int:
+    return cmd_train_dit(args) if args.what == "dit" else cmd_train_grm(args)
+
+
+def cmd_train_dit(args) -> int:
+    import dataclasses
+
+    from .data import load_photos
+    from .denoiser import DENOISER_PRESETS
+    from .dit_training import DIT_TRAIN_PRESETS, train_dit
+    from .restoration import load_grm
+    from .texture_memory import load_memory
+    from .weights import default_weights
+
+    if args.preset not in DENOISER_PRESETS:
+        raise PatchScalerError(f"unknown preset {args.preset!r}; choose from {', '.join(DENOISER_PRESETS)}")
+    cfg = DENOISER_PRESETS[args.preset]
+    tc = DIT_TRAIN_PRESETS[args.preset]
+    if args.iters is not None:
+        tc = dataclasses.replace(tc, iters=args.iters)
+    memory = load_memory(args.memory or default_weights("memory", "lite"), patch_size=cfg.dit.patch_size)
+    report = train_dit(cfg, tc, load_grm(args.grm), memory, load_photos("train"), load_photos("val"),
+                       args.out, device=resolve_device(args.device), resume=not args.no_resume,
+                       command="patchscaler-lite " + shlex.join(sys.argv[1:]))
+    print(f"done in {report['seconds']:.0f} s: final {report['final']} -> {args.out}")
+    return 0
+
+
+def cmd_train_grm(args) -> int:
     import dataclasses
 
     from .config import GRM_PRESETS, GRM_TRAIN_PRESETS
@@ -138,7 +255,7 @@ def cmd_qmap_report(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "qmap": cmd_qmap, "qmap-report": cmd_qmap_report}
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "upscale": cmd_upscale, "bench": cmd_bench, "qmap": cmd_qmap, "qmap-report": cmd_qmap_report}
 
 
 def _warning_line(message, category, filename, lineno, line=None):

@@ -13,7 +13,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .dit import DIT_PRESETS, DiTConfig, PatchDiT
-from .texture_encoder import TextureEncoder, TextureEncoderConfig
+from .texture_encoder import SimilarityAwareTextureEncoder, TextureEncoderConfig
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class DenoiserConfig:
     @property
     def encoder(self) -> TextureEncoderConfig:
         d = self.dit
-        return TextureEncoderConfig(patch_size=d.patch_size, dim=d.dim, tokens=d.prompt_tokens)
+        return TextureEncoderConfig(patch_size=d.patch_size, token_size=d.prompt_token_size,
+                                    dim=d.dim, max_k=d.top_k)
 
     def to_dict(self) -> dict:
         """Flat: the encoder is fully determined by the DiT config."""
@@ -43,7 +44,7 @@ class Denoiser(nn.Module):
     def __init__(self, cfg: DenoiserConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = TextureEncoder(cfg.encoder)
+        self.encoder = SimilarityAwareTextureEncoder(cfg.encoder)
         self.dit = PatchDiT(cfg.dit)
 
     def prompt(self, refs: Tensor | None, sims: Tensor | None) -> Tensor | None:

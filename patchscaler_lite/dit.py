@@ -27,7 +27,7 @@ class DiTConfig:
     depth: int = 4
     heads: int = 4
     mlp_ratio: float = 4.0
-    prompt_tokens: int = 4      # L per retrieved patch (texture encoder output, per reference)
+    prompt_token_size: int = 8  # texture encoder token side: L = (P / 8)^2 = 16 tokens per reference
     top_k: int = 4              # K references per patch
 
     def __post_init__(self):
@@ -41,7 +41,7 @@ class DiTConfig:
 
 
 DIT_PRESETS = {
-    "tiny": DiTConfig(name="tiny", dim=32, depth=1, heads=2, prompt_tokens=2, top_k=2),
+    "tiny": DiTConfig(name="tiny", dim=32, depth=1, heads=2, prompt_token_size=16, top_k=2),
     "lite": DiTConfig(name="lite"),
     "base": DiTConfig(name="base", dim=384, depth=8, heads=6),
 }

@@ -108,6 +108,8 @@ def to_uint8(x: Tensor) -> np.ndarray:
         if x.shape[0] != 1:
             raise ImageError(f"to_uint8 takes one image, got a batch of {x.shape[0]}")
         x = x[0]
+    if not torch.isfinite(x).all():
+        raise ImageError("to_uint8: image contains NaN or infinite values")
     x = x.detach().float().clamp(0, 1).cpu()
     return (x.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
 
@@ -122,6 +124,8 @@ def save_image(x: Tensor | np.ndarray, path: str | os.PathLike, *, overwrite: bo
     if p.exists() and not overwrite:
         raise ImageError(f"{p}: exists (use --force to overwrite)")
     arr = x if isinstance(x, np.ndarray) else to_uint8(x)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageError(f"{p}: expected a uint8 array (H, W, 3), got {arr.dtype} {arr.shape}")
     write_atomic(p, lambda f: Image.fromarray(arr).save(f, format=_format_for(p)))
     return p
 

@@ -61,3 +61,32 @@ def side_by_side(images: list[np.ndarray], gap: int = 4) -> np.ndarray:
 def nearest_up(x: Tensor, size) -> Tensor:
     """Pixel-replicating resize (B, C, h, w) -> (B, C, *size), for showing LR images at HR size."""
     return torch.nn.functional.interpolate(x, size=size, mode="nearest")
+
+
+def pareto_plot(bench: dict, path, metric: str = "psnr") -> None:
+    """Quality against seconds, one point per method (the `bench` JSON), saved atomically as PNG."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .image_io import write_atomic
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, m in zip(axes, (metric, "niqe")):
+        for name, r in bench["methods"].items():
+            ax.scatter(r["seconds"], r[m], s=40)
+            ax.annotate(name, (r["seconds"], r[m]), textcoords="offset points", xytext=(4, 4))
+        ax.set_xscale("log")
+        ax.set_xlabel(f"seconds per image ({bench['device']})")
+        ax.set_ylabel(m.upper() + (" (higher is better)" if m != "niqe" else " (lower is better)"))
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"speed / quality on {len({r['image'] for r in bench['rows']})} photos, "
+                 f"x4 {bench['degradation']}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    write_atomic(path, lambda f: f.write(buf.getvalue()))

@@ -55,7 +55,13 @@ def read_metadata(path) -> tuple[str, dict]:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
     if "kind" not in meta or "config" not in meta:
         raise WeightsError(f"{path}: no patchscaler_lite metadata (kind/config) in the file")
-    return meta["kind"], json.loads(meta["config"])
+    try:
+        config = json.loads(meta["config"])
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: the config stored in the file is not a JSON object")
+    return meta["kind"], config
 
 
 def load_state(path, kind: str, expect_config: dict | None = None) -> tuple[dict, dict]:

@@ -10,7 +10,7 @@ def _inputs(m=3, seed=0):
     x = torch.randn(m, 3, P, P, generator=g)
     y0 = torch.rand(m, 3, P, P, generator=g) * 2 - 1
     t = torch.randint(1, 400, (m,), generator=g)
-    prompt = torch.randn(m, cfg.top_k * cfg.prompt_tokens, cfg.dim, generator=g)
+    prompt = torch.randn(m, cfg.top_k * (P // cfg.prompt_token_size) ** 2, cfg.dim, generator=g)
     return cfg, x, t, y0, prompt
 
 

@@ -1,0 +1,147 @@
+"""PatchScalerPipeline: GRM -> Qmap groups -> texture prompts -> PGS with Patch-DiT -> blended HR.
+
+    pipe = PatchScalerPipeline.from_pretrained()          # shipped lite weights, CPU, float32
+    pipe.to("cuda")                                      # optional; bf16 autocast on CUDA
+    out = pipe(lr, generator=torch.Generator().manual_seed(0))
+    out.image                                            # (B, 3, 4h, 4w) in [0, 1]
+
+Patches overlap by `overlap` HR pixels and are blended with a raised-cosine window, so no seams
+show. The noise of image b is drawn on the CPU from generator[b] (or the single generator, image
+after image), then moved to the device: CPU and CUDA runs start from the same noise, and with a list
+of generators a batch equals its singles.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .denoiser import Denoiser, load_denoiser
+from .errors import PatchScalerError
+from .grouping import GROUP_NAMES, groups_from_quantiles, groups_from_thresholds
+from .image_io import check_image
+from .patches import patch_means, patchify, unpatchify
+from .restoration import GlobalRestorationModule, load_grm, restore
+from .sampling import PGSConfig, sample_patches
+from .schedule import from_signal, to_signal
+from .texture_memory import TextureMemory, load_memory, retrieve
+from .weights import WEIGHTS_DIR
+
+MAX_LR_PIXELS = 4_000_000     # LR inputs above this are refused (the x4 output would be 64 MP)
+
+
+@dataclass
+class PipelineOutput:
+    """Everything the pipeline computed. Images (B, C, H, W) in [0, 1]; maps (B, nh, nw)."""
+
+    image: Tensor
+    coarse: Tensor
+    confidence: Tensor
+    qmap: Tensor
+    groups: Tensor
+    counts: dict[str, int]
+    patch_nfe: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_nfe(self) -> int:
+        return sum(self.patch_nfe.values())
+
+
+class PatchScalerPipeline:
+    """The whole method, composed from its stages; every intermediate is returned."""
+
+    def __init__(self, grm: GlobalRestorationModule, denoiser: Denoiser, memory: TextureMemory,
+                 pgs: PGSConfig = PGSConfig(), overlap: int = 8):
+        P = denoiser.cfg.dit.patch_size
+        if memory.patch_size != P:
+            raise PatchScalerError(f"memory patch size {memory.patch_size} != Patch-DiT patch size {P}")
+        if not 0 <= overlap < P // 2:
+            raise PatchScalerError(f"overlap must be in [0, {P // 2}), got {overlap}")
+        self.grm, self.denoiser, self.memory = grm.eval(), denoiser.eval(), memory
+        self.pgs, self.overlap, self.patch_size = pgs, overlap, P
+        self.device = torch.device("cpu")
+
+    @classmethod
+    def from_pretrained(cls, path=None, preset: str = "lite", **kwargs) -> PatchScalerPipeline:
+        """Load grm_<preset>, dit_<preset>, memory_<preset> from a folder (default: shipped)."""
+        d = Path(path) if path is not None else WEIGHTS_DIR
+        if not d.is_dir():
+            raise PatchScalerError(f"{d}: weights folder not found")
+        grm = load_grm(d / f"grm_{preset}.safetensors")
+        den = load_denoiser(d / f"dit_{preset}.safetensors")
+        mem = load_memory(d / f"memory_{preset}.safetensors", patch_size=den.cfg.dit.patch_size)
+        return cls(grm, den, mem, **kwargs)
+
+    def to(self, device) -> PatchScalerPipeline:
+        self.device = torch.device(device)
+        self.grm.to(self.device)
+        self.denoiser.to(self.device)
+        return self
+
+    def _noise(self, counts: list[int], generator) -> Tensor:
+        """(sum counts, 3, P, P) standard normal drawn on the CPU, image by image."""
+        P = self.patch_size
+        gens = generator if isinstance(generator, (list, tuple)) else [generator] * len(counts)
+        if len(gens) != len(counts):
+            raise PatchScalerError(f"{len(gens)} generators for a batch of {len(counts)} images")
+        return torch.cat([torch.randn((n, 3, P, P), generator=g) for n, g in zip(counts, gens)])
+
+    @torch.no_grad()
+    def __call__(self, lr: Tensor, *, generator=None, callback=None, pgs: PGSConfig | None = None,
+                 texture: bool = True, progress=None) -> PipelineOutput:
+        """lr: (B, 3, h, w) or (3, h, w) in [0, 1] on the pipeline's device -> PipelineOutput."""
+        lr = check_image(lr, "lr").to(self.device)
+        if lr.shape[-1] * lr.shape[-2] > MAX_LR_PIXELS:
+            raise PatchScalerError(f"input {lr.shape[-1]}x{lr.shape[-2]} exceeds the limit of "
+                                   f"{MAX_LR_PIXELS:,} LR pixels; split it into tiles first")
+        pgs = pgs or self.pgs
+        sec, t0 = {}, time.perf_counter()
+
+        def lap(name):
+            nonlocal t0
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            sec[name] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+
+        coarse, conf = restore(self.grm, lr)                             # (B,3,H,W), (B,1,H,W)
+        lap("grm")
+        y0, layout = patchify(coarse, self.patch_size, self.overlap)     # (N, 3, P, P)
+        q = patch_means(conf, layout)                                    # (B, nh, nw)
+        groups = groups_from_quantiles(q, pgs.quantiles) if pgs.quantiles is not None \
+            else groups_from_thresholds(q, pgs.thresholds)
+        lap("grouping")
+        ids = sims = None
+        if texture:
+            ids, sims = retrieve(self.memory, y0, self.denoiser.cfg.dit.top_k)   # (N, K)
+        lap("retrieval")
+        eps = self._noise([layout.patches_per_image] * lr.shape[0], generator).to(y0)
+
+        def denoise(x_t, t, y, idx):
+            r = self.memory.values_float(ids[idx]) if texture else None   # (M, K, 3, P, P)
+            s = sims[idx] if texture else None
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                return self.denoiser(x_t, t, y, r, s)
+
+        x0, stats = sample_patches(denoise, to_signal(y0), groups.flatten(), pgs, eps,
+                                   callback=callback, progress=progress)
+        lap("sampling")
+        image = from_signal(unpatchify(x0, layout))
+        lap("reassembly")
+        return PipelineOutput(
+            image=image, coarse=coarse, confidence=conf, qmap=q, groups=groups,
+            counts=dict(zip(GROUP_NAMES, stats.patches)),
+            patch_nfe=dict(zip(GROUP_NAMES, stats.patch_nfe)), seconds=sec)
+
+    def with_pgs(self, **changes) -> PatchScalerPipeline:
+        """A shallow copy with PGS settings replaced (dataclasses.replace semantics)."""
+        other = PatchScalerPipeline.__new__(PatchScalerPipeline)
+        other.__dict__.update(self.__dict__)
+        other.pgs = replace(self.pgs, **changes)
+        return other
+

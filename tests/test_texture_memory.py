@@ -1,0 +1,225 @@
+"""Texture memory: descriptor (vs a convolution oracle), k-means, exact retrieval, save/load, CLI errors."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from patchscaler_lite.descriptor import (DescriptorConfig, describe, describe_raw, feature_names,
+                                         fit_standardizer, gabor_energy, gabor_energy_direct)
+from patchscaler_lite.errors import PatchScalerError, WeightsError
+from patchscaler_lite.kmeans import kmeans, representatives
+from patchscaler_lite.texture_memory import (build_memory, dihedral, extract_patches, load_memory,
+                                             retrieve, sample_positions, save_memory, search)
+
+CFG = DescriptorConfig(patch_size=16, scales=2, orientations=4, min_wavelength=4.0)
+
+
+def _images(seed=0, n=3, size=40):
+    g = torch.Generator().manual_seed(seed)
+    ims = {}
+    for i in range(n):
+        yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        stripes = 0.5 + 0.4 * torch.sin(2 * torch.pi * (xx * (i + 1) / 8 + yy * i / 10))
+        noise = 0.1 * torch.rand(3, size, size, generator=g)
+        ims[f"img{i}"] = (stripes * torch.tensor([1.0, 0.6 + 0.2 * i, 0.3])[:, None, None]
+                          + noise).clamp(0, 1)
+    return ims
+
+
+def _mem(seed=0, size=12, n_patches=200, cfg=CFG):
+    return build_memory(_images(), size, cfg, n_patches=n_patches, iters=10,
+                        generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------- descriptor
+def test_gabor_energy_equals_convolution_oracle():
+    y = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    y = y - y.mean((1, 2), keepdim=True)
+    torch.testing.assert_close(gabor_energy(y, CFG), gabor_energy_direct(y, CFG), rtol=1e-4, atol=1e-8)
+
+
+def test_descriptor_shapes_unit_norm_and_batch_equals_singles():
+    p = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    raw = describe_raw(p, CFG)
+    assert raw.shape == (5, CFG.dim) == (5, len(feature_names(CFG)))
+    mean, std = fit_standardizer(raw)
+    d = describe(p, CFG, mean, std)
+    torch.testing.assert_close(d.norm(dim=1), torch.ones(5))
+    singles = torch.cat([describe(p[i:i + 1], CFG, mean, std) for i in range(5)])
+    torch.testing.assert_close(d, singles, rtol=1e-5, atol=1e-6)
+
+
+def test_descriptor_texture_part_is_contrast_free_and_sees_orientation():
+    xx = torch.arange(16.0)[None, :].expand(16, 16)
+    vert = (0.5 + 0.3 * torch.sin(2 * torch.pi * xx / 4)).expand(3, 16, 16)[None]
+    n_tex = CFG.scales * CFG.orientations
+    tex = 0.5 + 0.2 * (torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)) - 0.5)
+    tex = tex.expand(1, 3, 16, 16)                                  # every band has energy >> eps
+    low = 0.5 + 0.5 * (tex - 0.5)
+    a, b = describe_raw(tex, CFG)[0, :n_tex], describe_raw(low, CFG)[0, :n_tex]
+    torch.testing.assert_close(a, b, rtol=1e-3, atol=2e-3)          # halving contrast: same shape
+    a = describe_raw(vert, CFG)[0, :n_tex]
+    horiz = vert.transpose(-1, -2)
+    assert (describe_raw(horiz, CFG)[0, :n_tex] - a).abs().max() > 1.0
+
+
+def test_descriptor_rejects_wrong_patch_size():
+    with pytest.raises(PatchScalerError, match="16x16"):
+        describe_raw(torch.rand(2, 3, 8, 8), CFG)
+
+
+# ---------------------------------------------------------------- sampling
+def test_extract_patches_matches_slicing_and_dihedral():
+    ims = list(_images().values())
+    pos = sample_positions([im.shape[-2:] for im in ims], 30, 16, generator=torch.Generator().manual_seed(3))
+    got = extract_patches(ims, pos, 16)
+    for row, (s, y, x, d) in zip(got, pos.tolist()):
+        torch.testing.assert_close(row, dihedral(ims[s][:, y:y + 16, x:x + 16], d))
+    assert len({dihedral(torch.arange(4.0).reshape(2, 2), d).flatten().tolist().__str__()
+                for d in range(8)}) == 8
+
+
+# ---------------------------------------------------------------- k-means
+def test_kmeans_seeded_identical_and_inertia_never_increases():
+    x = torch.nn.functional.normalize(torch.randn(400, 6, generator=torch.Generator().manual_seed(4)), dim=1)
+    a = kmeans(x, 16, iters=50, generator=torch.Generator().manual_seed(7))
+    b = kmeans(x, 16, iters=50, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a.centroids, b.centroids) and torch.equal(a.assign, b.assign)
+    h = np.array(a.inertia)
+    assert len(h) > 2 and np.all(np.diff(h) <= 1e-6 * h[0])
+    # oracle: at convergence each point sits with its nearest centroid, each centroid is its mean
+    d = torch.cdist(x, a.centroids)
+    assert torch.equal(d.argmin(1), a.assign)
+    for j in a.assign.unique():
+        torch.testing.assert_close(a.centroids[j], x[a.assign == j].mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_representative_is_the_nearest_member():
+    x = torch.randn(100, 3, generator=torch.Generator().manual_seed(5))
+    r = kmeans(x, 5, generator=torch.Generator().manual_seed(0))
+    rep = representatives(x, r.centroids, r.assign)
+    for j in range(5):
+        members = (r.assign == j).nonzero().squeeze(1)
+        best = members[(x[members] - r.centroids[j]).pow(2).sum(1).argmin()]
+        assert rep[j] == best
+
+
+def test_seeded_builds_give_identical_memories():
+    a, b = _mem(seed=3), _mem(seed=3)
+    assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)
+    assert not torch.equal(a.keys, _mem(seed=4).keys)
+
+
+# ---------------------------------------------------------------- retrieval
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_search_equals_brute_force(chunk):
+    g = torch.Generator().manual_seed(6)
+    keys = torch.nn.functional.normalize(torch.randn(37, 8, generator=g), dim=1)
+    q = torch.nn.functional.normalize(torch.randn(11, 8, generator=g), dim=1)
+    idx, sims = search(q, keys, 4, chunk=chunk)
+    brute = q @ keys.T
+    order = torch.argsort(brute, dim=1, descending=True)[:, :4]          # independent oracle
+    assert torch.equal(idx, order)
+    torch.testing.assert_close(sims, brute.gather(1, order))
+
+
+def test_retrieve_shapes_and_self_retrieval():
+    mem = _mem()
+    values = mem.values_float(torch.arange(mem.size))                       # entries' own patches
+    idx, sims = retrieve(mem, values, 3)
+    assert idx.shape == sims.shape == (mem.size, 3)
+    assert (sims[:, :-1] >= sims[:, 1:]).all()
+    brute = mem.embed(values) @ mem.keys.T
+    torch.testing.assert_close(sims, brute.topk(3, dim=1).values)
+    assert mem.values_float(idx).shape == (mem.size, 3, 3, 16, 16)
+
+
+def test_bad_sizes():
+    with pytest.raises(PatchScalerError, match="larger than the number of sampled"):
+        _mem(size=500, n_patches=100)
+    with pytest.raises(PatchScalerError, match="larger than image"):
+        build_memory({"small": torch.rand(3, 10, 40)}, 4, CFG, n_patches=50)
+    with pytest.raises(PatchScalerError, match="no images"):
+        build_memory({}, 4, CFG)
+    mem = _mem()
+    with pytest.raises(PatchScalerError, match="k=13"):
+        retrieve(mem, torch.rand(2, 3, 16, 16), 13)
+
+
+# ---------------------------------------------------------------- save / load
+def test_save_load_roundtrip_and_mismatch(tmp_path):
+    mem = _mem()
+    path = save_memory(mem, tmp_path / "m.safetensors")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["size"] == mem.size and meta["patch_size"] == 16 and meta["sources"] == mem.source_names
+    back = load_memory(path, patch_size=16, descriptor=CFG)
+    for f in ("keys", "values", "sources", "positions", "mean", "std"):
+        assert torch.equal(getattr(back, f), getattr(mem, f))
+    with pytest.raises(WeightsError, match="patch size 16"):
+        load_memory(path, patch_size=32)
+    with pytest.raises(WeightsError, match="orientations=4 in the file"):
+        load_memory(path, descriptor=dataclasses.replace(CFG, orientations=6))
+
+
+def test_corrupt_memory_files(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(WeightsError, match="not a readable memory file"):
+        load_memory(bad)
+    path = save_memory(_mem(), tmp_path / "m.safetensors")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:-500])
+    with pytest.raises(WeightsError):
+        load_memory(cut)
+    with pytest.raises(WeightsError, match="not found"):
+        load_memory(tmp_path / "missing.safetensors")
+
+
+# ---------------------------------------------------------------- CLI handlers
+def _parse(argv):
+    from patchscaler_lite import memory_cli
+
+    ap = argparse.ArgumentParser()
+    memory_cli.add_parser(ap.add_subparsers(dest="command", required=True))
+    return memory_cli, ap.parse_args(argv)
+
+
+def _write_pngs(folder, n=3, size=40):
+    folder.mkdir(exist_ok=True)
+    for name, im in _images(n=n, size=size).items():
+        arr = (im.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(arr).save(folder / f"{name}.png")
+
+
+def test_cli_build_then_load(tmp_path):
+    _write_pngs(tmp_path / "imgs")
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image")
+    out = tmp_path / "m.safetensors"
+    cli, args = _parse(["memory", "build", "--images", str(tmp_path / "imgs"), "--size", "8",
+                        "--patch-size", "16", "--n-patches", "100", "--device", "cpu", "-o", str(out)])
+    with pytest.warns(UserWarning, match="non-image"):
+        assert cli.run(args) == 0
+    assert load_memory(out, patch_size=16).size == 8
+
+
+@pytest.mark.parametrize("setup, argv_extra, match", [
+    ("empty", [], "no readable images"),
+    ("ok", ["--patch-size", "64"], "larger than image"),
+    ("ok", ["--size", "1000", "--n-patches", "100"], "larger than the number"),
+])
+def test_cli_build_errors(tmp_path, setup, argv_extra, match):
+    (tmp_path / "imgs").mkdir()
+    if setup == "ok":
+        _write_pngs(tmp_path / "imgs")
+    argv = ["memory", "build", "--images", str(tmp_path / "imgs"), "--size", "8", "--patch-size", "16",
+            "--n-patches", "100", "--device", "cpu", "-o", str(tmp_path / "m.safetensors")] + argv_extra
+    cli, args = _parse(argv)
+    with pytest.raises(PatchScalerError, match=match):
+        cli.run(args)
