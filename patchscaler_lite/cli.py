@@ -26,6 +26,16 @@ def _floats(n: int, what: str):
     return parse
 
 
+def _positive(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
 def _ints(n: int, what: str):
     def parse(s: str) -> tuple[int, ...]:
         try:
@@ -63,8 +73,16 @@ def _add_grouping(p):
                    help="fractions of patches in Simple and Medium (rest Hard)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (`error: ...`, exit 2) instead of usage + message."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="patchscaler-lite", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="patchscaler-lite", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model")
@@ -89,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("inputs", nargs="+", help="image files or folders")
     q.add_argument("-o", "--out", required=True, help="output folder")
     q.add_argument("--weights", default=None, help="GRM weights (default: shipped lite weights)")
-    q.add_argument("--patch-size", type=int, default=32, help="Qmap patch size in HR pixels")
+    q.add_argument("--patch-size", type=_positive, default=32, help="Qmap patch size in HR pixels")
     q.add_argument("--force", action="store_true", help="overwrite existing outputs")
     _add_grouping(q)
     _add_device(q)
@@ -98,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--hr-dir", required=True, help="folder of HR photos (e.g. data/photos)")
     r.add_argument("--split", default=None, help="only photos of this split of data/splits.json")
     r.add_argument("--degradation", default="bicubic", help="bicubic | realistic")
-    r.add_argument("--patch-size", type=int, default=32)
+    r.add_argument("--patch-size", type=_positive, default=32)
     r.add_argument("--weights", default=None)
     r.add_argument("--json", required=True, help="output JSON file")
     r.add_argument("--seed", type=int, default=0)
@@ -129,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--weights", default=None)
     _add_grouping(b)
     _add_device(b)
+
+    from . import memory_cli
+
+    memory_cli.add_parser(sub)
 
     d = sub.add_parser("demo", help="the main job on the shipped weights and val photos")
     d.add_argument("-o", "--out", default="outputs/demo", help="output folder (default outputs/demo)")
@@ -255,18 +277,29 @@ def cmd_qmap_report(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "upscale": cmd_upscale, "bench": cmd_bench, "qmap": cmd_qmap, "qmap-report": cmd_qmap_report}
+def cmd_memory(args) -> int:
+    from . import memory_cli
+
+    return memory_cli.run(args)
 
 
-def _warning_line(message, category, filename, lineno, line=None):
-    return f"note: {message}\n"
+COMMANDS = {"memory": cmd_memory, "demo": cmd_demo, "train": cmd_train, "upscale": cmd_upscale, "bench": cmd_bench, "qmap": cmd_qmap, "qmap-report": cmd_qmap_report}
+
+
+def _show_note(message, category, filename, lineno, file=None, line=None):
+    print(f"note: {message}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    warnings.formatwarning = _warning_line
     try:
-        return COMMANDS[args.command](args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:                            # usage errors (already printed) and --help
+        return int(e.code or 0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = _show_note          # conversions etc. as one `note:` line
+            return COMMANDS[args.command](args)
     except PatchScalerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

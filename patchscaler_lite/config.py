@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .errors import PatchScalerError
+
 
 def _check(cond: bool, msg: str) -> None:
+    """Raise PatchScalerError (a ValueError) with `msg` unless `cond`."""
     if not cond:
-        raise ValueError(msg)
+        raise PatchScalerError(msg)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,8 @@ class DescriptorConfig:
 def descriptor_for(patch_size: int, **overrides) -> DescriptorConfig:
     """The default descriptor for a patch size, with as many octaves (up to 3) as fit in a patch."""
     if patch_size < 8:
-        raise PatchScalerError(f"patch size must be >= 8 for the texture descriptor, got {patch_size}")
+        raise PatchScalerError(f"patch size must be >= 8 for the texture descriptor, "
+                               f"got {patch_size}")
     base = DescriptorConfig()
     scales = max(1, min(base.scales, int(math.log2(patch_size / base.min_wavelength)) + 1))
     try:

@@ -34,7 +34,7 @@ from .weights import save_weights
 
 @dataclass(frozen=True)
 class DiTTrainConfig:
-    iters: int = 8000
+    iters: int = 5000
     batch_size: int = 48
     lr: float = 3e-4
     warmup: int = 200

@@ -151,10 +151,25 @@ def write_atomic(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)       # mkstemp creates 0600; outputs get ordinary modes
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """mkdir -p with a one-line ImageError when the folder cannot be created."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ImageError(f"{p}: cannot create output directory ({e.strerror})") from None
+    if not os.access(p, os.W_OK):
+        raise ImageError(f"{p}: output directory is not writable")
+    return p
 
 
 def list_images(paths, *, recursive: bool = False) -> list[Path]:

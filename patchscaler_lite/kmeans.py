@@ -17,7 +17,7 @@ from torch import Tensor
 
 @dataclass
 class KMeansResult:
-    """centroids (M, F); assign (N,) int64 cluster of each point; inertia: one value per iteration."""
+    """centroids (M, F); assign (N,) int64 cluster of each point; inertia: one per iteration."""
 
     centroids: Tensor
     assign: Tensor
@@ -25,7 +25,7 @@ class KMeansResult:
 
 
 def nearest(x: Tensor, c: Tensor, chunk: int = 4096) -> Tensor:
-    """Index of the nearest centroid (squared Euclidean) for each row: x (N, F), c (M, F) -> (N,)."""
+    """Index of the nearest centroid (squared Euclidean) of each row: x (N, F), c (M, F) -> (N,)."""
     c2 = c.pow(2).sum(1)                                                   # (M,)
     out = [(c2 - 2 * x[i:i + chunk] @ c.T).argmin(1) for i in range(0, len(x), chunk)]
     return torch.cat(out)

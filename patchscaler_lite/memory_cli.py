@@ -1,6 +1,7 @@
-"""`patchscaler-lite memory build | query | eval`: the Reference Texture Memory from the command line.
+"""`patchscaler-lite memory build | query | eval`: the Reference Texture Memory on the command line.
 
-Wiring (in cli.py): `memory_cli.add_parser(sub)` in build_parser, and COMMANDS["memory"] = memory_cli.run.
+Wiring (in cli.py): `memory_cli.add_parser(sub)` in build_parser and
+COMMANDS["memory"] = memory_cli.run.
 Heavy imports (torch, matplotlib) happen inside the handlers, so `--help` stays fast.
 """
 
@@ -35,16 +36,20 @@ def add_parser(subparsers) -> None:
     b.add_argument("--split", default=None, help="only photos of this split of data/splits.json")
     b.add_argument("--size", type=int, default=1024, help="M: number of entries (default 1024)")
     b.add_argument("--patch-size", type=int, default=32, help="P: patch side in HR pixels")
-    b.add_argument("--n-patches", type=int, default=50_000, help="HR patches sampled before k-means")
+    b.add_argument("--n-patches", type=int, default=50_000, help="HR patches to sample")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("-o", "--out", required=True, help="output .safetensors file (JSON twin beside it)")
+    b.add_argument("--keys", default="coarse",
+                   help="coarse (default): describe each patch's GRM coarse twin, the domain of "
+                        "the queries | hr: describe the HR patch itself")
+    b.add_argument("--weights", default=None, help="GRM for --keys coarse (default: shipped)")
+    b.add_argument("-o", "--out", required=True, help="output .safetensors (+ JSON beside it)")
     b.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
     q = msub.add_parser("query", help="show the top-K memory entries for patches of a coarse image")
     q.add_argument("image", help="LR input image (or an HR photo with --hr)")
     q.add_argument("--memory", default=None, help="memory file (default: shipped memory_lite)")
     q.add_argument("--weights", default=None, help="GRM weights (default: shipped grm_lite)")
-    q.add_argument("--hr", action="store_true", help="the image is HR: degrade it x4 (bicubic) first")
+    q.add_argument("--hr", action="store_true", help="the image is HR: degrade it x4 first")
     q.add_argument("--k", type=int, default=4, help="K entries per query (default 4)")
     q.add_argument("--xy", type=_xy, default=None, metavar="X,Y",
                    help="top-left corner of one query patch in coarse (HR) pixels")
@@ -52,10 +57,11 @@ def add_parser(subparsers) -> None:
     q.add_argument("-o", "--out", required=True, help="output PNG")
     q.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
-    e = msub.add_parser("eval", help="retrieval test on held-out halves of brick/grass/gravel (JSON)")
+    e = msub.add_parser("eval", help="retrieval test on held-out texture halves (JSON)")
     e.add_argument("--json", required=True, help="output JSON file")
     e.add_argument("--weights", default=None, help="GRM weights (default: shipped grm_lite)")
     e.add_argument("--coarse", default="grm", help="grm | bicubic: how coarse queries are made")
+    e.add_argument("--keys", default="coarse", help="coarse | hr: what the memory keys describe")
     e.add_argument("--size", type=int, default=1024)
     e.add_argument("--k", type=int, default=4)
     e.add_argument("--patch-size", type=int, default=32)
@@ -112,6 +118,27 @@ def _generator(seed: int):
     return torch.Generator().manual_seed(seed)
 
 
+def _restorer(kind: str, weights, device):
+    """LR (1, 3, h, w) -> coarse (1, 3, 4h, 4w): the GRM (default) or bicubic upsampling."""
+    from .data import bicubic_up
+    if kind == "bicubic":
+        return lambda lr: bicubic_up(lr, 4)
+    if kind != "grm":
+        raise PatchScalerError(f"--coarse must be grm or bicubic, got {kind!r}")
+    from .restoration import load_grm
+    grm = load_grm(weights).to(device)
+    return lambda lr: grm(lr)[0]
+
+
+def _key_images(keys: str, images: dict, restore):
+    from .texture_memory import coarse_twins
+    if keys == "hr":
+        return None
+    if keys != "coarse":
+        raise PatchScalerError(f"--keys must be coarse or hr, got {keys!r}")
+    return coarse_twins(images, restore)
+
+
 def _descriptor(patch_size: int):
     from .descriptor import descriptor_for
     return descriptor_for(patch_size)
@@ -127,9 +154,14 @@ def cmd_build(args) -> int:
         names = {p.name for p in photo_paths(args.split)}
     device = _device(args.device)
     images = {n: im.to(device) for n, im in load_image_folder(args.images, names).items()}
-    mem = build_memory(images, args.size, _descriptor(args.patch_size), n_patches=args.n_patches,
+    cfg = _descriptor(args.patch_size)
+    restore = _restorer("grm", args.weights, device) if args.keys == "coarse" else None
+    mem = build_memory(images, args.size, cfg, n_patches=args.n_patches,
+                       key_images=_key_images(args.keys, images, restore),
                        generator=_generator(args.seed))
-    mem.info.update(seed=args.seed, images=str(args.images), split=args.split)
+    grm = str(args.weights or "shipped grm_lite") if args.keys == "coarse" else None
+    mem.info.update(seed=args.seed, images=str(args.images), split=args.split, keys=args.keys,
+                    grm_weights=grm)
     save_memory(mem, args.out)
     mb = Path(args.out).stat().st_size / 2**20
     print(f"memory: M={mem.size} entries of {mem.patch_size}x{mem.patch_size} from {len(images)} "
@@ -184,9 +216,9 @@ def cmd_query(args) -> int:
     fig = plot_retrievals(queries.cpu(), mem.values_float(idx.cpu()), sims.cpu(),
                           mem.source_of(idx), [f"({x},{y})" for x, y in corners])
     write_atomic(Path(args.out), lambda f: fig.savefig(f, format="png", dpi=100))
-    for (x, y), i, s in zip(corners, idx.tolist(), sims.tolist()):
+    for (x, y), i, s in zip(corners, idx.tolist(), sims.tolist(), strict=True):
         print(f"({x},{y}): " + ", ".join(f"#{a} {mem.source_names[int(mem.sources[a])]} {b:.3f}"
-                                         for a, b in zip(i, s)))
+                                         for a, b in zip(i, s, strict=True)))
     print(f"-> {args.out}")
     return 0
 
@@ -195,70 +227,71 @@ def cmd_query(args) -> int:
 def cmd_eval(args) -> int:
     from .image_io import write_atomic
 
-    rep = evaluate_retrieval(weights=args.weights, coarse=args.coarse, size=args.size, k=args.k,
+    rep = evaluate_retrieval(weights=args.weights, coarse=args.coarse, keys=args.keys,
+                             size=args.size, k=args.k,
                              patch_size=args.patch_size, n_patches=args.n_patches, seed=args.seed,
                              ablate=args.ablate, device=_device(args.device))
     write_atomic(Path(args.json), lambda f: f.write(json.dumps(rep, indent=2).encode()))
     per = ", ".join(f"{n} {v:.2f}" for n, v in rep["per_texture"].items())
     print(f"top-1 accuracy {rep['top1_accuracy']:.3f} ({per}); among the 3 textures only "
-          f"{rep['top1_accuracy_textures_only']:.3f}; top-{rep['K']} any {rep['topk_accuracy']:.3f}; "
+          f"{rep['top1_accuracy_textures_only']:.3f}; "
+          f"top-{rep['K']} any {rep['topk_accuracy']:.3f}; "
           f"M={rep['M']} in {rep['seconds']:.1f} s -> {args.json}")
     return 0
 
 
-def evaluate_retrieval(*, weights=None, coarse: str = "grm", size: int = 1024, k: int = 4,
+def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse",
+                       size: int = 1024, k: int = 4,
                        patch_size: int = 32, n_patches: int = 50_000, seed: int = 0,
                        ablate: bool = False, device=None) -> dict:
     """Memory from the left half of each texture photo + the other train photos (distractors);
     queries: coarse patches (x4 bicubic LR -> GRM, or bicubic upsampling) of the right halves.
+    keys='coarse' describes the memory halves' coarse twins made the same way as the queries.
     Returns top-1 accuracy (entry from the same photo), per texture, among textures only, top-K."""
     import dataclasses
 
-    import torch
-
-    from .data import bicubic_up, degrade, load_photos
+    from .data import crop_to_scale, load_photos
     from .patches import patchify
+    from .texture_memory import coarse_twins
 
     t0 = time.perf_counter()
     photos = load_photos("train")
     mem_imgs, halves = {}, {}
     for name, im in photos.items():
+        im = crop_to_scale(im, 4)                                          # twins align exactly
         if name in TEXTURES:
             w = im.shape[-1] // 2
             mem_imgs[name], halves[name] = im[..., :w].to(device), im[..., w:].to(device)
         else:
             mem_imgs[name] = im.to(device)
-    if coarse == "grm":
-        from .restoration import load_grm
-        grm = load_grm(weights).to(device)
-        with torch.no_grad():
-            up = {n: grm(degrade(h, 4))[0] for n, h in halves.items()}
-    elif coarse == "bicubic":
-        up = {n: bicubic_up(degrade(h, 4), 4) for n, h in halves.items()}
-    else:
-        raise PatchScalerError(f"--coarse must be grm or bicubic, got {coarse!r}")
-    queries = {n: patchify(u, patch_size)[0] for n, u in up.items()}      # (n_q, 3, P, P) each
+    restore = _restorer(coarse, weights, device)
+    up = coarse_twins(halves, restore)                                     # {name: (3, H, W/2)}
+    queries = {n: patchify(u[None], patch_size)[0] for n, u in up.items()}  # (n_q, 3, P, P) each
+    kims = _key_images(keys, mem_imgs, restore)
     cfg = _descriptor(patch_size)
-    rep = _score(mem_imgs, queries, cfg, size, k, n_patches, seed)
-    rep.update(K=k, coarse=coarse, weights=str(weights or "shipped grm_lite"), patch_size=patch_size,
+    rep = _score(mem_imgs, kims, queries, cfg, size, k, n_patches, seed)
+    rep.update(K=k, coarse=coarse, keys=keys, weights=str(weights or "shipped grm_lite"),
+               patch_size=patch_size,
                n_patches=n_patches, seed=seed, descriptor=cfg.to_dict(),
                seconds=round(time.perf_counter() - t0, 2))
     if ablate:
-        for label, kw in (("texture_only", dict(contrast_weight=0.0, intensity_weight=0.0, color_weight=0.0)),
-                          ("moments_only", dict(texture_weight=0.0))):
-            r = _score(mem_imgs, queries, dataclasses.replace(cfg, **kw), size, k, n_patches, seed)
-            rep[f"ablation_{label}"] = {key: r[key] for key in
-                                        ("top1_accuracy", "top1_accuracy_textures_only", "per_texture")}
+        no_moments = dict(contrast_weight=0.0, intensity_weight=0.0, color_weight=0.0)
+        for label, kw in (("texture_only", no_moments), ("moments_only", dict(texture_weight=0.0))):
+            r = _score(mem_imgs, kims, queries, dataclasses.replace(cfg, **kw), size, k,
+                       n_patches, seed)
+            keep = ("top1_accuracy", "top1_accuracy_textures_only", "per_texture")
+            rep[f"ablation_{label}"] = {key: r[key] for key in keep}
     return rep
 
 
-def _score(mem_imgs, queries, cfg, size, k, n_patches, seed) -> dict:
+def _score(mem_imgs, key_images, queries, cfg, size, k, n_patches, seed) -> dict:
     """Build one memory and score the queries against it (see evaluate_retrieval)."""
     import torch
 
     from .texture_memory import build_memory, retrieve, search
 
-    mem = build_memory(mem_imgs, size, cfg, n_patches=n_patches, generator=_generator(seed))
+    mem = build_memory(mem_imgs, size, cfg, n_patches=n_patches, key_images=key_images,
+                       generator=_generator(seed))
     names = mem.source_names
     tex_rows = torch.tensor([i for i, s in enumerate(mem.sources.tolist()) if names[s] in TEXTURES])
     hits = hits3 = hitsk = total = 0
@@ -270,7 +303,9 @@ def _score(mem_imgs, queries, cfg, size, k, n_patches, seed) -> dict:
         want = names.index(name)
         h = (src[:, 0] == want)
         per[name] = round(h.float().mean().item(), 4)
-        hits += int(h.sum()); hitsk += int((src == want).any(1).sum()); total += len(q)
+        hits += int(h.sum())
+        hitsk += int((src == want).any(1).sum())
+        total += len(q)
         i3, _ = search(mem.embed(q), mem.keys[tex_rows], 1)                # textures only
         hits3 += int((mem.sources[tex_rows[i3[:, 0].cpu()]] == want).sum())
     return {"top1_accuracy": round(hits / total, 4), "per_texture": per,

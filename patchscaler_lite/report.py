@@ -20,7 +20,7 @@ from torch import Tensor
 from .data import bicubic_up, crop_to_scale, degrade
 from .errors import ImageError, PatchScalerError
 from .grouping import GROUP_NAMES, group_patches, qmap
-from .image_io import list_images, load_image, save_image, write_atomic
+from .image_io import ensure_dir, list_images, load_image, save_image, write_atomic
 from .patches import patch_means
 from .restoration import load_grm, restore
 
@@ -51,7 +51,7 @@ def _check_inputs(inputs) -> list[Path]:
 
 
 def _prepare_out(out: Path, names: list[str], force: bool) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     clash = [n for n in names if (out / n).exists()]
     if clash and not force:
         raise PatchScalerError(f"{out / clash[0]}: exists (use --force to overwrite)")
@@ -61,7 +61,9 @@ def run_qmap(inputs, out: Path, *, weights=None, device="cpu", patch_size=32, th
              quantiles=None, force=False) -> list[dict]:
     """For each LR input: <stem>_coarse.png (x4), <stem>_confidence.png, <stem>_groups.png."""
     from . import viz
+    from .config import GroupingConfig
 
+    GroupingConfig(patch_size, thresholds or (0.6, 0.3), quantiles)     # validate before any work
     paths = _check_inputs(inputs)
     kinds = ("coarse", "confidence", "groups")
     _prepare_out(Path(out), [f"{p.stem}_{k}.png" for p in paths for k in kinds], force)
@@ -142,7 +144,7 @@ def qmap_report(hr_dir: Path, json_path: Path, *, split=None, degradation="bicub
         "seconds": round(time.time() - t0, 2), "images": images,
     }
     json_path = Path(json_path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(json_path.parent)
     write_atomic(json_path, lambda f: f.write(json.dumps(report, indent=2).encode()))
     return report
 
@@ -169,7 +171,7 @@ def demo(out: Path, *, weights=None, device="cpu", patch_size=32):
     from . import viz
     from .data import load_photos
 
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     model = load_grm(weights).to(device)
     rows = []
     for name, hr in load_photos("val").items():

@@ -1,4 +1,4 @@
-"""Similarity-Aware Texture Encoder: K retrieved HR value patches + their similarities -> prompt tokens.
+"""Similarity-Aware Texture Encoder: K retrieved HR patches + similarities -> prompt tokens.
 
 Trained later together with Patch-DiT (the tokens condition it, e.g. by cross-attention). Each value
 patch is cut into L = (P / t)^2 tokens by a strided convolution (ViT patch embedding); every token
@@ -89,9 +89,10 @@ class SimilarityAwareTextureEncoder(nn.Module):
             raise PatchScalerError(f"values must be (B, K, 3, {P}, {P}), got {tuple(values.shape)}")
         B, K = values.shape[:2]
         if sims.shape != (B, K):
-            raise PatchScalerError(f"similarities must be (B, K) = ({B}, {K}), got {tuple(sims.shape)}")
+            raise PatchScalerError(f"similarities must be (B, K) = ({B}, {K}), "
+                                   f"got {tuple(sims.shape)}")
         if K > cfg.max_k:
-            raise PatchScalerError(f"K={K} retrieved patches exceeds the encoder's max_k={cfg.max_k}")
+            raise PatchScalerError(f"K={K} retrieved patches exceeds max_k={cfg.max_k}")
         x = self.patch_embed(values.reshape(B * K, 3, P, P) - 0.5)        # (B*K, D, P/t, P/t)
         x = x.flatten(2).transpose(1, 2).reshape(B, K, L, D)               # (B, K, L, D)
         s = self.sim_mlp(similarity_features(sims, cfg.sim_freqs))        # (B, K, D)

@@ -50,7 +50,7 @@ class TextureMemory:
         return self.descriptor.patch_size
 
     def values_float(self, indices: Tensor) -> Tensor:
-        """Value patches of `indices` (...) as float RGB in [0, 1]: (..., 3, P, P), on indices' device."""
+        """Values of `indices` (...) as float RGB in [0, 1]: (..., 3, P, P), on indices' device."""
         v = self.values[indices.cpu()].to(indices.device)
         return v.float() / 255.0
 
@@ -74,7 +74,7 @@ def _nest(flat: list, shape: list[int]) -> list:
 
 # ---------------------------------------------------------------------------- sampling
 def dihedral(x: Tensor, d: int) -> Tensor:
-    """One of the 8 flips/rotations of (..., P, P): rot90 by d % 4, then a left-right flip if d >= 4."""
+    """One of the 8 flips/rotations of (..., P, P): rot90 by d % 4, then a flip if d >= 4."""
     x = torch.rot90(x, d % 4, dims=(-2, -1))
     return x.flip(-1) if d >= 4 else x
 
@@ -115,16 +115,39 @@ def extract_patches(images: list[Tensor], positions: Tensor, patch_size: int) ->
 
 
 # ---------------------------------------------------------------------------- build
-def build_memory(images: dict[str, Tensor], size: int, cfg: DescriptorConfig = DescriptorConfig(), *,
+@torch.no_grad()
+def coarse_twins(images: dict[str, Tensor], restore, scale: int = 4) -> dict[str, Tensor]:
+    """The coarse version of every HR image, as a query would see it: restore(x4 bicubic LR).
+
+    images {name: (3, H, W)}; restore: (1, 3, h, w) LR -> (1, 3, s*h, s*w), e.g. the GRM's coarse
+    output or bicubic upsampling. Returns {name: (3, s * (H // s), s * (W // s))}: the twin is
+    aligned with the HR image's top-left corner, so a patch position means the same pixels in both.
+    """
+    from .data import crop_to_scale, degrade
+
+    out = {}
+    for name, im in images.items():
+        y = restore(degrade(crop_to_scale(im, scale)[None], scale))
+        y = y[0] if isinstance(y, tuple) else y                             # GRM: (coarse, conf)
+        out[name] = y[0].clamp(0, 1)
+    return out
+
+
+def build_memory(images: dict[str, Tensor], size: int, cfg: DescriptorConfig | None = None, *,
                  n_patches: int = 50_000, iters: int = 30, chunk: int = 8192,
                  key_images: dict[str, Tensor] | None = None,
                  generator: torch.Generator | None = None) -> TextureMemory:
     """Sample n_patches HR patches (with flips/rotations) from `images` {name: (3, H, W) in [0, 1]},
     describe them, reduce to `size` entries with seeded k-means++ / Lloyd.
 
+    key_images: optional {name: (3, H', W')} aligned twins to describe instead of the HR images
+    (e.g. `coarse_twins`, so keys live in the same domain as GRM coarse queries); values are
+    always cut from `images`, at the same positions.
+
     The work runs on the device of the images; the memory is returned on CPU.
     """
     t0 = time.perf_counter()
+    cfg = DescriptorConfig() if cfg is None else cfg
     if not images:
         raise PatchScalerError("no images to build a texture memory from")
     names, ims = list(images), list(images.values())
@@ -139,7 +162,8 @@ def build_memory(images: dict[str, Tensor], size: int, cfg: DescriptorConfig = D
     if small:
         raise PatchScalerError(f"patch size {P} is larger than image {small[0]}")
     kims = ims if key_images is None else [key_images[n] for n in names]
-    shapes = [tuple(min(a, b) for a, b in zip(im.shape[-2:], k.shape[-2:])) for im, k in zip(ims, kims)]
+    shapes = [(min(im.shape[-2], k.shape[-2]), min(im.shape[-1], k.shape[-1]))
+              for im, k in zip(ims, kims, strict=True)]
     pos = sample_positions(shapes, n_patches, P, generator=generator)
     raw = torch.cat([describe_raw(extract_patches(kims, pos[i:i + chunk], P), cfg)
                      for i in range(0, n_patches, chunk)])                 # (N, F)
@@ -233,7 +257,8 @@ def load_memory(path, *, patch_size: int | None = None,
             raw_meta = f.metadata() or {}
         t = load(path.read_bytes())
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise WeightsError(f"{path}: not a readable memory file ({str(e).splitlines()[0]})") from None
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise WeightsError(f"{path}: not a readable memory file ({msg})") from None
     if raw_meta.get("kind") != KIND:
         raise WeightsError(f"{path}: not a texture memory (kind={raw_meta.get('kind')!r})")
     try:
@@ -272,9 +297,11 @@ def _check_tensors(path, mem: TextureMemory, meta: dict) -> None:
         v = getattr(mem, name)
         if v is None or tuple(v.shape) != shape or v.dtype != dtype:
             got = "missing" if v is None else f"{tuple(v.shape)} {v.dtype}"
-            raise WeightsError(f"{path}: corrupt memory: tensor {name} is {got}, expected {shape} {dtype}")
+            raise WeightsError(f"{path}: corrupt memory: tensor {name} is {got}, "
+                               f"expected {shape} {dtype}")
     src = mem.positions[:, 0]
     if M and (src.min() < 0 or src.max() >= len(mem.source_names)):
-        raise WeightsError(f"{path}: corrupt memory: source indices outside the {len(mem.source_names)} sources")
+        raise WeightsError(f"{path}: corrupt memory: source indices outside the "
+                           f"{len(mem.source_names)} sources")
     if not torch.isfinite(mem.keys).all():
         raise WeightsError(f"{path}: corrupt memory: keys contain NaN or infinite values")

@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import PatchScalerError
-from .image_io import list_images, load_image, save_image, write_atomic
+from .image_io import ensure_dir, list_images, load_image, save_image, write_atomic
 
 
 def _inputs(inputs) -> list[Path]:
@@ -35,7 +35,7 @@ def upscale_files(inputs, out: Path, *, pgs, weights=None, device="cpu", seed=0,
     targets = [out / f"{p.stem}_x4.png" for p in paths]
     if len(set(targets)) != len(targets):
         raise PatchScalerError("two inputs share a file name stem; upscale them into separate folders")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     for p, t in zip(paths, targets):
         if t.exists() and not force:
             raise PatchScalerError(f"{t}: exists (use --force to overwrite)")

@@ -6,8 +6,12 @@ import pytest
 import torch
 
 from patchscaler_lite.errors import PatchScalerError
-from patchscaler_lite.texture_encoder import (TEXTURE_ENCODER_PRESETS, SimilarityAwareTextureEncoder,
-                                              TextureEncoderConfig, similarity_features)
+from patchscaler_lite.texture_encoder import (
+    TEXTURE_ENCODER_PRESETS,
+    SimilarityAwareTextureEncoder,
+    TextureEncoderConfig,
+    similarity_features,
+)
 
 CFG = TEXTURE_ENCODER_PRESETS["tiny"]
 
