@@ -160,9 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_demo(args) -> int:
-    from .report import demo
+    from .demo import run_demo
 
-    demo(Path(args.out), weights=args.weights, device=resolve_device(args.device))
+    run_demo(Path(args.out), weights=args.weights, device=resolve_device(args.device))
     return 0
 
 

@@ -65,8 +65,12 @@ class GRMTrainConfig:
     ckpt_every: int = 250
     seed: int = 0
     degradation: str = "bicubic"
+    # Stage 2: the confidence head alone, body frozen (see calibration.py); 0 skips it.
+    calib_iters: int = 1500
+    calib_lr: float = 1e-3
 
     def __post_init__(self):
+        _check(self.calib_iters >= 0, f"calib_iters must be >= 0, got {self.calib_iters}")
         _check(self.iters >= 1, f"iters must be >= 1, got {self.iters}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.crop % 4 == 0 and self.crop >= 16, f"crop must be a multiple of 4 >= 16, got {self.crop}")
@@ -80,7 +84,8 @@ GRM_PRESETS: dict[str, GRMConfig] = {
 }
 
 GRM_TRAIN_PRESETS: dict[str, GRMTrainConfig] = {
-    "tiny": GRMTrainConfig(iters=20, batch_size=4, crop=32, warmup=2, val_every=10, ckpt_every=10),
+    "tiny": GRMTrainConfig(iters=20, batch_size=4, crop=32, warmup=2, val_every=10, ckpt_every=10,
+                           calib_iters=5),
     "lite": GRMTrainConfig(),
 }
 

@@ -12,11 +12,12 @@ Memory come from a fixed, explainable descriptor (no learned weights):
   of contrast), plus the log contrast.
 * intensity and colour moments: mean / std of the luminance and of two opponent-colour channels.
 
-Robustness to the coarse-vs-HR gap: keys come from sharp HR patches, queries from GRM coarse
-patches (a x4 upscale, blurry above the LR Nyquist frequency). The bank's finest wavelength is
-`min_wavelength` HR pixels (default 6, just above the LR Nyquist wavelength of 8 at x4 is where
-the GRM still restores some energy), and every patch, key or query, is first low-passed by the
-same Gaussian (`blur_sigma`) so both sides see the same band.
+Robustness to the coarse-vs-HR gap: queries are GRM coarse patches (a x4 upscale, blurry above
+the LR Nyquist frequency, wavelength 8 HR px). Every patch, key or query, is first low-passed by
+the same Gaussian (`blur_sigma`), and the bank's finest wavelength is `min_wavelength` = 6 HR px,
+a band the GRM still partly restores. The larger part of the gap is closed by the memory, not the
+descriptor: by default its keys describe the *coarse twin* of each HR patch (the GRM's output
+for its x4 LR, `texture_memory.coarse_twins`), so keys and queries come from the same domain.
 
 Features are standardised with a per-feature (mean, std) fitted on the memory's own patches
 (`fit_standardizer`), weighted by group, then L2-normalised: cosine = inner product.

@@ -34,6 +34,18 @@ from .weights import WEIGHTS_DIR
 MAX_LR_PIXELS = 4_000_000     # LR inputs above this are refused (the x4 output would be 64 MP)
 
 
+def _find(folder: Path, kind: str, preset: str) -> Path:
+    """folder/<kind>_<preset>.safetensors, or the only <kind>_*.safetensors in the folder."""
+    p = folder / f"{kind}_{preset}.safetensors"
+    if p.is_file():
+        return p
+    found = sorted(folder.glob(f"{kind}_*.safetensors"))
+    if len(found) == 1:
+        return found[0]
+    raise PatchScalerError(f"{folder}: expected {p.name}" + (f" (found {len(found)} {kind}_* files)"
+                                                             if found else " (not found)"))
+
+
 @dataclass
 class PipelineOutput:
     """Everything the pipeline computed. Images (B, C, H, W) in [0, 1]; maps (B, nh, nw)."""
@@ -72,9 +84,9 @@ class PatchScalerPipeline:
         d = Path(path) if path is not None else WEIGHTS_DIR
         if not d.is_dir():
             raise PatchScalerError(f"{d}: weights folder not found")
-        grm = load_grm(d / f"grm_{preset}.safetensors")
-        den = load_denoiser(d / f"dit_{preset}.safetensors")
-        mem = load_memory(d / f"memory_{preset}.safetensors", patch_size=den.cfg.dit.patch_size)
+        grm = load_grm(_find(d, "grm", preset))
+        den = load_denoiser(_find(d, "dit", preset))
+        mem = load_memory(_find(d, "memory", preset), patch_size=den.cfg.dit.patch_size)
         return cls(grm, den, mem, **kwargs)
 
     def to(self, device) -> PatchScalerPipeline:

@@ -162,35 +162,3 @@ def print_qmap_report(rep: dict) -> None:
     print(f"pooled over {rep['patches']} patches of {rep['patch_size']} px: "
           f"spearman {rep['spearman']:.3f} (heuristic {rep['spearman_heuristic']:.3f}); "
           f"PSNR bicubic {rep['psnr']['bicubic']:.2f} dB, GRM {rep['psnr']['grm']:.2f} dB")
-
-
-def demo(out: Path, *, weights=None, device="cpu", patch_size=32):
-    """Val photos: degrade x4, restore with the GRM, write coarse / heat map / groups, print a table."""
-    import pandas as pd
-
-    from . import viz
-    from .data import load_photos
-
-    ensure_dir(out)
-    model = load_grm(weights).to(device)
-    rows = []
-    for name, hr in load_photos("val").items():
-        hr = crop_to_scale(hr, model.cfg.scale)[None].to(device)
-        lr = degrade(hr, model.cfg.scale)
-        st = image_stats(model, hr, lr, patch_size)
-        grp = group_patches(st["conf"], patch_size)
-        save_image(lr, out / f"{name}_lr.png")
-        save_image(st["coarse"], out / f"{name}_coarse.png")
-        save_image(viz.heatmap(st["conf"]), out / f"{name}_confidence.png")
-        save_image(viz.group_overlay(st["coarse"][0], grp.groups[0], grp.layout),
-                   out / f"{name}_groups.png")
-        rows.append({"image": name, "psnr_bicubic": st["psnr"]["bicubic"], "psnr_grm": st["psnr"]["grm"],
-                     "ssim_bicubic": st["ssim"]["bicubic"], "ssim_grm": st["ssim"]["grm"],
-                     **{g: grp.counts[g] for g in GROUP_NAMES}})
-    df = pd.DataFrame(rows)
-    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    m = df.mean(numeric_only=True)
-    print(f"mean PSNR: bicubic {m.psnr_bicubic:.2f} dB, GRM {m.psnr_grm:.2f} dB "
-          f"({m.psnr_grm - m.psnr_bicubic:+.2f} dB); outputs in {out}/")
-    return df
-

@@ -146,6 +146,13 @@ def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train_images, val_images, out_
                                    "opt": opt.state_dict(), "generator": g.get_state(),
                                    "step": step, "history": history, "elapsed": time.time() - t0})
     bar.close()
+    calibration = None
+    if tc.calib_iters > 0:
+        from .calibration import calibrate_confidence
+
+        calibration = calibrate_confidence(ema, train_images, val_images, iters=tc.calib_iters,
+                                           batch_size=tc.batch_size, crop=tc.crop, lr=tc.calib_lr,
+                                           seed=tc.seed, device=device, progress=progress)
     final = history[-1]
     report = {
         "command": command, "device": str(device), "seconds": round(time.time() - t0, 1),
@@ -156,6 +163,7 @@ def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train_images, val_images, out_
         "final_val_psnr": round(final["val_psnr"], 3),
         "final_val_psnr_bicubic": round(final["val_psnr_bicubic"], 3),
         "gain_db": round(final["val_psnr"] - final["val_psnr_bicubic"], 3),
+        "confidence_calibration": calibration,
         "history": history,
     }
     save_weights(out_dir / f"grm_{cfg.name}.safetensors", ema.state_dict(), "grm", cfg.to_dict(), report)

@@ -170,3 +170,58 @@ def test_module_entry_point_exits_nonzero_with_one_line():
     assert r.returncode == 2
     assert r.stderr.strip() == "error: /no/such.png: no such file"
     assert not Path("/tmp/x/such_coarse.png").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """A folder with tiny GRM, Patch-DiT and texture memory files, as `--weights` expects."""
+    from patchscaler_lite.denoiser import DENOISER_PRESETS, Denoiser
+    from patchscaler_lite.texture_memory import build_memory, save_memory
+
+    d = tmp_path_factory.mktemp("tiny_weights")
+    torch.manual_seed(0)
+    grm = GlobalRestorationModule(GRM_PRESETS["tiny"])
+    save_weights(d / "grm_tiny.safetensors", grm.state_dict(), "grm", grm.cfg.to_dict())
+    den = Denoiser(DENOISER_PRESETS["tiny"])
+    save_weights(d / "dit_tiny.safetensors", den.state_dict(), "dit", den.cfg.to_dict())
+    photos = {k: v[:, :96, :96] for k, v in list(load_photos("train").items())[:2]}
+    save_memory(build_memory(photos, 8, n_patches=64, iters=3,
+                             generator=torch.Generator().manual_seed(0)), d / "memory_tiny.safetensors")
+    return d
+
+
+def test_upscale_end_to_end(tmp_path, lr_png, capsys, tiny_weights):
+    args = ["upscale", lr_png, "-o", tmp_path, "--weights", tiny_weights, "--seed", "1"]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    out = tmp_path / "coffee_lr_x4.png"
+    assert Image.open(out).size == (192, 160)
+    first = out.read_bytes()
+    code, _, err = run(args, capsys)
+    assert code == 2 and "--force" in one_error_line(err)
+    assert run(args + ["--force"], capsys)[0] == 0
+    assert out.read_bytes() == first                     # same seed, same device: same file
+
+
+def test_bench_end_to_end(tmp_path, capsys, tiny_weights):
+    hr_dir = tmp_path / "hr"
+    hr_dir.mkdir()
+    for name in ("coffee", "chelsea"):
+        save_image(load_photos("val")[name][:, :96, :128], hr_dir / f"{name}.png")
+    code, out, err = run(["bench", "--hr-dir", hr_dir, "--json", tmp_path / "b.json",
+                          "--csv", tmp_path / "b.csv", "--plot", tmp_path / "b.png",
+                          "--methods", "bicubic,grm,uniform-3,pgs,pgs-notexture",
+                          "--weights", tiny_weights, "--device", "cpu"], capsys)
+    assert code == 0, err
+    rep = json.loads((tmp_path / "b.json").read_text())
+    assert rep["device"] == "cpu" and set(rep["pgs_config"]) >= {"thresholds", "starts", "steps"}
+    assert set(rep["methods"]) == {"bicubic", "grm", "uniform-3", "pgs", "pgs-notexture"}
+    for m in rep["methods"].values():
+        assert {"psnr", "ssim", "niqe", "seconds", "patch_nfe"} <= set(m)
+    assert len(rep["rows"]) == 10
+    uni = [r for r in rep["rows"] if r["method"] == "uniform-3"]
+    assert all(r["patch_nfe"] == 3 * (r["patches_simple"] + r["patches_medium"] + r["patches_hard"])
+               for r in uni)
+    assert rep["methods"]["bicubic"]["patch_nfe"] == 0
+    assert Image.open(tmp_path / "b.png").size[0] > 100
+    assert (tmp_path / "b.csv").read_text().count("\n") == 11

@@ -156,6 +156,21 @@ def test_retrieve_shapes_and_self_retrieval():
     assert mem.values_float(idx).shape == (mem.size, 3, 3, 16, 16)
 
 
+def test_coarse_twins_align_with_the_hr_images():
+    from patchscaler_lite.data import bicubic_up
+    from patchscaler_lite.texture_memory import coarse_twins
+
+    ims = {"a": torch.rand(3, 42, 37, generator=torch.Generator().manual_seed(0))}
+    twin = coarse_twins(ims, lambda lr: bicubic_up(lr, 4))["a"]
+    assert twin.shape == (3, 40, 36)
+    mem = build_memory(ims, 4, CFG, n_patches=50, key_images={"a": twin},
+                       generator=torch.Generator().manual_seed(0))
+    for (s, y, x, d), v in zip(mem.positions.tolist(), mem.values, strict=True):
+        assert y + 16 <= 40 and x + 16 <= 36                               # inside the twin
+        hr = dihedral(ims["a"][:, y:y + 16, x:x + 16], d)
+        assert torch.equal(v, (hr * 255 + 0.5).to(torch.uint8))           # value = HR patch
+
+
 def test_bad_sizes():
     with pytest.raises(PatchScalerError, match="larger than the number of sampled"):
         _mem(size=500, n_patches=100)
