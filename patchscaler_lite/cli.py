@@ -19,7 +19,8 @@ def _floats(n: int, what: str):
         try:
             vals = tuple(float(v) for v in s.split(","))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated numbers, got {s!r}")
+            raise argparse.ArgumentTypeError(
+                f"{what}: expected {n} comma-separated numbers, got {s!r}") from None
         if len(vals) != n:
             raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated numbers, got {s!r}")
         return vals
@@ -41,7 +42,8 @@ def _ints(n: int, what: str):
         try:
             vals = tuple(int(v) for v in s.split(","))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated integers, got {s!r}")
+            raise argparse.ArgumentTypeError(
+                f"{what}: expected {n} comma-separated integers, got {s!r}") from None
         if len(vals) != n:
             raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated integers, got {s!r}")
         return vals
@@ -183,6 +185,7 @@ def _pgs_from_args(args):
         changes["uniform"] = args.uniform
     if args.thresholds:
         changes["thresholds"] = args.thresholds
+        changes["quantiles"] = None                    # explicit thresholds replace the quantiles
     if args.quantiles:
         changes["quantiles"] = args.quantiles
     try:
@@ -268,7 +271,7 @@ def cmd_qmap(args) -> int:
 
 
 def cmd_qmap_report(args) -> int:
-    from .report import qmap_report, print_qmap_report
+    from .report import print_qmap_report, qmap_report
 
     rep = qmap_report(Path(args.hr_dir), Path(args.json), split=args.split,
                       degradation=args.degradation, patch_size=args.patch_size,
@@ -283,7 +286,8 @@ def cmd_memory(args) -> int:
     return memory_cli.run(args)
 
 
-COMMANDS = {"memory": cmd_memory, "demo": cmd_demo, "train": cmd_train, "upscale": cmd_upscale, "bench": cmd_bench, "qmap": cmd_qmap, "qmap-report": cmd_qmap_report}
+COMMANDS = {"upscale": cmd_upscale, "bench": cmd_bench, "qmap": cmd_qmap, "qmap-report": cmd_qmap_report,
+            "memory": cmd_memory, "train": cmd_train, "demo": cmd_demo}
 
 
 def _show_note(message, category, filename, lineno, file=None, line=None):

@@ -32,7 +32,8 @@ class DiTConfig:
 
     def __post_init__(self):
         if self.patch_size % self.token_size:
-            raise ValueError(f"patch_size {self.patch_size} must be a multiple of token_size {self.token_size}")
+            raise ValueError(f"patch_size {self.patch_size} must be a multiple of token_size "
+                             f"{self.token_size}")
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
 

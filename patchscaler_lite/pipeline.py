@@ -68,14 +68,14 @@ class PatchScalerPipeline:
     """The whole method, composed from its stages; every intermediate is returned."""
 
     def __init__(self, grm: GlobalRestorationModule, denoiser: Denoiser, memory: TextureMemory,
-                 pgs: PGSConfig = PGSConfig(), overlap: int = 8):
+                 pgs: PGSConfig | None = None, overlap: int = 8):
         P = denoiser.cfg.dit.patch_size
         if memory.patch_size != P:
             raise PatchScalerError(f"memory patch size {memory.patch_size} != Patch-DiT patch size {P}")
         if not 0 <= overlap < P // 2:
             raise PatchScalerError(f"overlap must be in [0, {P // 2}), got {overlap}")
         self.grm, self.denoiser, self.memory = grm.eval(), denoiser.eval(), memory
-        self.pgs, self.overlap, self.patch_size = pgs, overlap, P
+        self.pgs, self.overlap, self.patch_size = pgs or PGSConfig(), overlap, P
         self.device = torch.device("cpu")
 
     @classmethod

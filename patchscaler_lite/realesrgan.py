@@ -213,8 +213,8 @@ def fit_tile(h: int, w: int, tile: int, overlap: int) -> int:
 
 
 @torch.no_grad()
-def upscale_realesrgan(model: RRDBNet, lr: Tensor, tile: int | None = 64,
-                       overlap: int = 8) -> Tensor:
+def upscale_realesrgan(model: RRDBNet, lr: Tensor, tile: int | None = 128,
+                       overlap: int = 16) -> Tensor:
     """(B, 3, h, w) LR in [0, 1] -> (B, 3, 4h, 4w) in [0, 1] with bounded memory.
 
     Images with a side above `tile` LR pixels run as overlapping LR tiles of at most `tile`

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .data import bicubic_up, crop_to_scale, degrade
 from .errors import ImageError, PatchScalerError
-from .grouping import GROUP_NAMES, group_patches, qmap
+from .grouping import group_patches, qmap
 from .image_io import ensure_dir, list_images, load_image, save_image, write_atomic
 from .patches import patch_means
 from .restoration import load_grm, restore

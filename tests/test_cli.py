@@ -98,7 +98,7 @@ def test_unusual_png_modes_are_converted_with_a_note(tmp_path, capsys, tiny_grm,
     rgb = (np.random.default_rng(0).random((24, 20, 3)) * 255).astype(np.uint8)
     im = Image.fromarray(rgb)
     if mode == "I;16":
-        im = Image.fromarray((rgb[..., 0].astype(np.uint16) * 257))
+        im = Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
     else:
         im = im.convert(mode)
     path = tmp_path / f"in_{mode.replace(';', '')}.png"

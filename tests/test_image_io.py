@@ -1,8 +1,8 @@
 """Image I/O: bad files, unusual modes, tensor validation, atomic writes, inputs left untouched."""
 
 import os
-from pathlib import Path
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest

@@ -2,8 +2,16 @@ import pytest
 import torch
 
 from patchscaler_lite.errors import PatchScalerError
-from patchscaler_lite.schedule import (T_MAX, alpha_bar, ddim_step, from_signal, q_sample,
-                                       shortcut_start, timesteps_for, to_signal)
+from patchscaler_lite.schedule import (
+    T_MAX,
+    alpha_bar,
+    ddim_step,
+    from_signal,
+    q_sample,
+    shortcut_start,
+    timesteps_for,
+    to_signal,
+)
 
 
 def test_alpha_bar_is_a_decreasing_vp_schedule():

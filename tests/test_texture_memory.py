@@ -165,7 +165,7 @@ def test_coarse_twins_align_with_the_hr_images():
     assert twin.shape == (3, 40, 36)
     mem = build_memory(ims, 4, CFG, n_patches=50, key_images={"a": twin},
                        generator=torch.Generator().manual_seed(0))
-    for (s, y, x, d), v in zip(mem.positions.tolist(), mem.values, strict=True):
+    for (_s, y, x, d), v in zip(mem.positions.tolist(), mem.values, strict=True):
         assert y + 16 <= 40 and x + 16 <= 36                               # inside the twin
         hr = dihedral(ims["a"][:, y:y + 16, x:x + 16], d)
         assert torch.equal(v, (hr * 255 + 0.5).to(torch.uint8))           # value = HR patch
