@@ -10,7 +10,9 @@ from .errors import ImageError, PatchScalerError, WeightsError
 from .grouping import GROUP_NAMES, Grouping, group_patches, qmap
 from .image_io import load_image, save_image
 from .patches import PatchLayout, patch_means, patchify, unpatchify
+from .pipeline import PatchScalerPipeline, PipelineOutput
 from .restoration import GlobalRestorationModule, confidence_loss, load_grm, restore
+from .sampling import PGSConfig
 
 __version__ = "0.1.0"
 
@@ -19,4 +21,5 @@ __all__ = [
     "load_photos", "photo_paths", "ImageError", "PatchScalerError", "WeightsError", "GROUP_NAMES",
     "Grouping", "group_patches", "qmap", "load_image", "save_image", "PatchLayout", "patch_means",
     "patchify", "unpatchify", "GlobalRestorationModule", "confidence_loss", "load_grm", "restore",
+    "PatchScalerPipeline", "PipelineOutput", "PGSConfig",
 ]
