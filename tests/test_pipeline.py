@@ -129,3 +129,34 @@ def test_bad_inputs(pipe):
 def test_tiny_image_smaller_than_a_patch(pipe):
     out = pipe(torch.rand(1, 3, 5, 7), generator=torch.Generator().manual_seed(0))
     assert out.image.shape == (1, 3, 20, 28)
+
+
+def test_an_image_too_large_is_refused_with_the_limit_named(pipe):
+    from patchscaler_lite.pipeline import MAX_LR_PIXELS
+
+    side = int(MAX_LR_PIXELS ** 0.5) + 1
+    with pytest.raises(PatchScalerError, match="4,000,000"):
+        pipe(torch.zeros(1, 3, side, side))
+
+
+def test_mismatched_weights_are_refused(tmp_path):
+    from patchscaler_lite.denoiser import load_denoiser
+    from patchscaler_lite.errors import WeightsError
+    from patchscaler_lite.texture_memory import save_memory
+    from patchscaler_lite.weights import save_weights
+
+    den = Denoiser(DENOISER_PRESETS["tiny"])
+    save_weights(tmp_path / "dit_x.safetensors", den.state_dict(), "dit", den.cfg.to_dict())
+    with pytest.raises(WeightsError, match="dim=32 in the file, 128 requested"):
+        load_denoiser(tmp_path / "dit_x.safetensors", expect=DENOISER_PRESETS["lite"])
+    # a folder whose memory was built for 16 px patches cannot serve a 32 px Patch-DiT
+    grm = GlobalRestorationModule(GRM_PRESETS["tiny"])
+    save_weights(tmp_path / "grm_x.safetensors", grm.state_dict(), "grm", grm.cfg.to_dict())
+    from patchscaler_lite.descriptor import descriptor_for
+
+    photos = {k: v[:, :64, :64] for k, v in list(load_photos("train").items())[:2]}
+    mem = build_memory(photos, 4, descriptor_for(16), n_patches=32, iters=2,
+                       generator=torch.Generator().manual_seed(0))
+    save_memory(mem, tmp_path / "memory_x.safetensors")
+    with pytest.raises(WeightsError, match="patch"):
+        PatchScalerPipeline.from_pretrained(tmp_path, preset="x")
