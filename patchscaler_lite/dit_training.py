@@ -124,15 +124,14 @@ def train_dit(cfg: DenoiserConfig, tc: DiTTrainConfig, grm, memory: TextureMemor
     g = torch.Generator().manual_seed(tc.seed)
     torch.manual_seed(tc.seed)
     grm = grm.to(device).eval()
-    memory_dev = memory
     pairs = make_pairs(grm, train_images, device)
     val_pairs = make_pairs(grm, val_images, device)
-    src_ids = _source_ids(pairs, memory_dev)
+    src_ids = _source_ids(pairs, memory)
     abar = alpha_bar().to(device)
     P, K = cfg.dit.patch_size, cfg.dit.top_k
     gv = torch.Generator().manual_seed(999)                    # a fixed validation batch
     v_hr, v_co, _ = sample_batch(val_pairs, 128, P, gv)
-    v_refs, v_sims = retrieve_excluding(memory_dev, v_co, torch.full((128,), -2), K)
+    v_refs, v_sims = retrieve_excluding(memory, v_co, torch.full((128,), -2), K)
 
     model = Denoiser(cfg).to(device)
     ema = Denoiser(cfg).to(device).eval()
@@ -151,7 +150,7 @@ def train_dit(cfg: DenoiserConfig, tc: DiTTrainConfig, grm, memory: TextureMemor
     bar = tqdm(total=tc.iters, initial=step, desc="train dit", disable=not progress)
     while step < tc.iters:
         hr, co, idx = sample_batch(pairs, tc.batch_size, P, g)
-        refs, sims = retrieve_excluding(memory_dev, co, src_ids[idx], K)
+        refs, sims = retrieve_excluding(memory, co, src_ids[idx], K)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, tc)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
