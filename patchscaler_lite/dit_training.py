@@ -28,7 +28,7 @@ from .denoiser import Denoiser, DenoiserConfig
 from .restoration import restore
 from .schedule import alpha_bar, q_sample, to_signal
 from .texture_memory import TextureMemory
-from .training import dihedral, lr_at
+from .training import TrainState, dihedral, lr_at
 from .weights import save_weights
 
 
@@ -133,19 +133,9 @@ def train_dit(cfg: DenoiserConfig, tc: DiTTrainConfig, grm, memory: TextureMemor
     v_hr, v_co, _ = sample_batch(val_pairs, 128, P, gv)
     v_refs, v_sims = retrieve_excluding(memory, v_co, torch.full((128,), -2), K)
 
-    model = Denoiser(cfg).to(device)
-    ema = Denoiser(cfg).to(device).eval()
-    ema.load_state_dict(model.state_dict())
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    step, history, elapsed = 0, [], 0.0
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        g.set_state(ck["generator"])
-        step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
-    t0 = time.time() - elapsed
+    st = TrainState(lambda: Denoiser(cfg), tc.lr, g, device, ckpt_path, resume)
+    model, ema, opt, history, t0 = st.model, st.ema, st.opt, st.history, st.t0
+    step = st.step
     cuda = str(device).startswith("cuda")
     bar = tqdm(total=tc.iters, initial=step, desc="train dit", disable=not progress)
     while step < tc.iters:
@@ -159,11 +149,8 @@ def train_dit(cfg: DenoiserConfig, tc: DiTTrainConfig, grm, memory: TextureMemor
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt.step()
-        with torch.no_grad():
-            decay = min(tc.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
-        step += 1
+        st.update_ema(tc.ema)
+        step = st.step = step + 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % tc.val_every == 0 or step == tc.iters:
@@ -172,11 +159,7 @@ def train_dit(cfg: DenoiserConfig, tc: DiTTrainConfig, grm, memory: TextureMemor
             bar.write(f"step {step}: loss {loss.item():.4f}  val x0-MSE " +
                       "  ".join(f"{k} {x:.5f}" for k, x in v.items()))
         if step % tc.ckpt_every == 0 or step == tc.iters:
-            tmp = ckpt_path.with_name(ckpt_path.name + ".partial")
-            torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                        "generator": g.get_state(), "step": step, "history": history,
-                        "elapsed": time.time() - t0}, tmp)
-            tmp.replace(ckpt_path)
+            st.save()
     bar.close()
     report = {"command": command, "device": str(device), "seconds": round(time.time() - t0, 1),
               "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -82,10 +82,42 @@ def evaluate(model: torch.nn.Module, pairs, device) -> dict[str, float]:
     return out
 
 
-def _save_ckpt(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(state, tmp)
-    tmp.replace(path)
+class TrainState:
+    """Model, EMA copy, AdamW and the run's generator/step/history, with atomic checkpoints.
+
+    Shared by the GRM and Patch-DiT loops; `resume` continues exactly where a checkpoint stopped.
+    """
+
+    def __init__(self, make_model, lr: float, g: torch.Generator, device, ckpt_path: Path,
+                 resume: bool):
+        self.model = make_model().to(device)
+        self.ema = make_model().to(device).eval()
+        self.ema.load_state_dict(self.model.state_dict())
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+        self.g, self.path = g, ckpt_path
+        self.step, self.history, elapsed = 0, [], 0.0
+        if resume and ckpt_path.exists():
+            ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+            self.model.load_state_dict(ck["model"])
+            self.ema.load_state_dict(ck["ema"])
+            self.opt.load_state_dict(ck["opt"])
+            g.set_state(ck["generator"])
+            self.step, self.history, elapsed = ck["step"], ck["history"], ck["elapsed"]
+        self.t0 = time.time() - elapsed
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        d = min(decay, (1 + self.step) / (10 + self.step))         # short warm-up of the EMA
+        for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+            pe.lerp_(pm, 1 - d)
+
+    def save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".partial")
+        torch.save({"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                    "opt": self.opt.state_dict(), "generator": self.g.get_state(),
+                    "step": self.step, "history": self.history,
+                    "elapsed": time.time() - self.t0}, tmp)
+        tmp.replace(self.path)
 
 
 def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train_images, val_images, out_dir, *,
@@ -102,19 +134,9 @@ def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train_images, val_images, out_
     train_pairs = make_pairs(list(train_images.values()), cfg.scale, tc.degradation, g, variants=4)
     val_pairs = make_pairs(list(val_images.values()), cfg.scale, tc.degradation,
                            torch.Generator().manual_seed(12345))
-    model = GlobalRestorationModule(cfg).to(device)
-    ema = GlobalRestorationModule(cfg).to(device).eval()
-    ema.load_state_dict(model.state_dict())
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    step, history, elapsed = 0, [], 0.0
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        g.set_state(ck["generator"])
-        step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
-    t0 = time.time() - elapsed
+    st = TrainState(lambda: GlobalRestorationModule(cfg), tc.lr, g, device, ckpt_path, resume)
+    model, ema, opt, history, t0 = st.model, st.ema, st.opt, st.history, st.t0
+    step = st.step
     bar = tqdm(total=tc.iters, initial=step, desc="train grm", disable=not progress)
     while step < tc.iters:
         lr_img, hr_img = sample_batch(train_pairs, tc.batch_size, tc.crop, cfg.scale, g)
@@ -128,11 +150,8 @@ def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train_images, val_images, out_
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt.step()
-        with torch.no_grad():
-            decay = min(tc.ema, (1 + step) / (10 + step))        # short warm-up of the EMA
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
-        step += 1
+        st.update_ema(tc.ema)
+        step = st.step = step + 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % tc.val_every == 0 or step == tc.iters:
@@ -142,9 +161,7 @@ def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train_images, val_images, out_
             bar.write(f"step {step}: loss {loss.item():.4f}  val PSNR {v['grm']:.2f} dB "
                       f"(bicubic {v['bicubic']:.2f})")
         if step % tc.ckpt_every == 0 or step == tc.iters:
-            _save_ckpt(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(),
-                                   "opt": opt.state_dict(), "generator": g.get_state(),
-                                   "step": step, "history": history, "elapsed": time.time() - t0})
+            st.save()
     bar.close()
     calibration = None
     if tc.calib_iters > 0:

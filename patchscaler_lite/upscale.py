@@ -9,17 +9,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import PatchScalerError
-from .image_io import ensure_dir, list_images, load_image, save_image, write_atomic
-
-
-def _inputs(inputs) -> list[Path]:
-    paths = list_images(inputs)
-    if not paths:
-        raise PatchScalerError(f"no image files found in {', '.join(map(str, inputs))}")
-    for p in paths:
-        if not p.is_file():
-            raise PatchScalerError(f"{p}: no such file")
-    return paths
+from .image_io import ensure_dir, load_image, save_image, write_atomic
+from .report import _check_inputs
 
 
 def load_pipeline(weights, device, pgs):
@@ -31,7 +22,7 @@ def load_pipeline(weights, device, pgs):
 def upscale_files(inputs, out: Path, *, pgs, weights=None, device="cpu", seed=0, texture=True,
                   force=False) -> list[Path]:
     """Upscale each input to out/<stem>_x4.png; refuse clashes before any work is done."""
-    paths = _inputs(inputs)
+    paths = _check_inputs(inputs)
     targets = [out / f"{p.stem}_x4.png" for p in paths]
     if len(set(targets)) != len(targets):
         raise PatchScalerError("two inputs share a file name stem; upscale them into separate folders")
