@@ -90,3 +90,36 @@ def pareto_plot(bench: dict, path, metric: str = "psnr") -> None:
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
     write_atomic(path, lambda f: f.write(buf.getvalue()))
+
+
+def zoom_grid(images: dict, x: int, y: int, size: int = 64, scale: int = 4):
+    """Side-by-side crops (same HR window at (x, y), `size` px) of {name: (1, 3, H, W)} images.
+
+    LR images (smaller by `scale`) are shown pixel-replicated so every panel covers the same area.
+    Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    H = max(im.shape[-2] for im in images.values())
+    fig, axes = plt.subplots(1, len(images), figsize=(2.6 * len(images), 2.9))
+    for ax, (name, im) in zip(axes, images.items()):
+        if im.shape[-2] < H:
+            im = nearest_up(im, (im.shape[-2] * scale, im.shape[-1] * scale))
+        ax.imshow(to_uint8(im[..., y:y + size, x:x + size]))
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def stage_seconds(seconds: dict, title: str = "where the time went"):
+    """Horizontal bar chart of {stage: seconds}; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(seconds) + 1))
+    ax.barh(list(seconds), list(seconds.values()), color="#4c72b0")
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
