@@ -14,17 +14,27 @@ from pathlib import Path
 from .errors import PatchScalerError
 
 
-def _floats(n: int, what: str):
-    def parse(s: str) -> tuple[float, ...]:
+def _numbers(n: int, what: str, kind=float):
+    """argparse type: exactly n comma-separated numbers of `kind` (float or int) -> tuple."""
+    noun = "integers" if kind is int else "numbers"
+
+    def parse(s: str) -> tuple:
         try:
-            vals = tuple(float(v) for v in s.split(","))
+            vals = tuple(kind(v) for v in s.split(","))
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{what}: expected {n} comma-separated numbers, got {s!r}") from None
+            vals = ()
         if len(vals) != n:
-            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated numbers, got {s!r}")
+            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated {noun}, got {s!r}")
         return vals
     return parse
+
+
+def _floats(n: int, what: str):
+    return _numbers(n, what, float)
+
+
+def _ints(n: int, what: str):
+    return _numbers(n, what, int)
 
 
 def _positive(s: str) -> int:
@@ -35,19 +45,6 @@ def _positive(s: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
     return v
-
-
-def _ints(n: int, what: str):
-    def parse(s: str) -> tuple[int, ...]:
-        try:
-            vals = tuple(int(v) for v in s.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{what}: expected {n} comma-separated integers, got {s!r}") from None
-        if len(vals) != n:
-            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated integers, got {s!r}")
-        return vals
-    return parse
 
 
 def resolve_device(name: str):

@@ -145,12 +145,7 @@ def train_dit(cfg: DenoiserConfig, tc: DiTTrainConfig, grm, memory: TextureMemor
             group["lr"] = lr_at(step, tc)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             loss = dit_loss(model, hr, co, refs, sims, tc.t_max, tc.prompt_dropout, abar, g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
-        st.update_ema(tc.ema)
-        step = st.step = step + 1
+        step = st.optimizer_step(loss, tc.grad_clip, tc.ema)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % tc.val_every == 0 or step == tc.iters:

@@ -105,6 +105,16 @@ class TrainState:
             self.step, self.history, elapsed = ck["step"], ck["history"], ck["elapsed"]
         self.t0 = time.time() - elapsed
 
+    def optimizer_step(self, loss, grad_clip: float, ema_decay: float) -> int:
+        """Backward, clip, AdamW step, EMA update; returns the new step count."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), grad_clip)
+        self.opt.step()
+        self.update_ema(ema_decay)
+        self.step += 1
+        return self.step
+
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:
         d = min(decay, (1 + self.step) / (10 + self.step))         # short warm-up of the EMA
@@ -146,12 +156,7 @@ def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train_images, val_images, out_
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=str(device).startswith("cuda")):
             coarse, conf = model(lr_img)
         loss = confidence_loss(coarse.float(), hr_img, conf.float(), cfg.lam, cfg.eta)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
-        st.update_ema(tc.ema)
-        step = st.step = step + 1
+        step = st.optimizer_step(loss, tc.grad_clip, tc.ema)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % tc.val_every == 0 or step == tc.iters:
