@@ -7,6 +7,7 @@ Heavy imports (torch, matplotlib) happen inside the handlers, so `--help` stays 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import warnings
@@ -42,6 +43,11 @@ def add_parser(subparsers) -> None:
                    help="coarse (default): describe each patch's GRM coarse twin, the domain of "
                         "the queries | hr: describe the HR patch itself")
     b.add_argument("--weights", default=None, help="GRM for --keys coarse (default: shipped)")
+    b.add_argument("--descriptor", default="learned", choices=("learned", "gabor"),
+                   help="learned (default): train a small texture embedding on these photos | "
+                        "gabor: the fixed Gabor filter-bank descriptor")
+    b.add_argument("--embed-iters", type=int, default=None,
+                   help="training steps of the learned texture embedding (default 500)")
     b.add_argument("-o", "--out", required=True, help="output .safetensors (+ JSON beside it)")
     b.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
@@ -67,8 +73,11 @@ def add_parser(subparsers) -> None:
     e.add_argument("--patch-size", type=int, default=32)
     e.add_argument("--n-patches", type=int, default=50_000)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--descriptor", default="learned", choices=("learned", "gabor"),
+                   help="learned (default; trained on the memory photos only) | gabor")
     e.add_argument("--ablate", action="store_true",
-                   help="also score texture-only and moments-only descriptors")
+                   help="also score the Gabor descriptor and its texture-only and moments-only "
+                        "variants")
     e.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
 
@@ -139,6 +148,19 @@ def _key_images(keys: str, images: dict, restore):
     return coarse_twins(images, restore)
 
 
+def _embedder(kind: str, images: dict, patch_size: int, seed: int, iters: int | None = None):
+    """(TextureEmbedder, report) trained on `images` for kind 'learned'; (None, None) for 'gabor'."""
+    if kind == "gabor":
+        return None, None
+    if kind != "learned":
+        raise PatchScalerError(f"--descriptor must be learned or gabor, got {kind!r}")
+    from .texture_embed import EmbedderConfig, train_embedder
+    cfg = EmbedderConfig(patch_size=patch_size, seed=seed)
+    if iters is not None:
+        cfg = dataclasses.replace(cfg, iters=iters)
+    return train_embedder(images, cfg)
+
+
 def _descriptor(patch_size: int):
     from .descriptor import descriptor_for
     return descriptor_for(patch_size)
@@ -153,12 +175,22 @@ def cmd_build(args) -> int:
         from .data import photo_paths
         names = {p.name for p in photo_paths(args.split)}
     device = _device(args.device)
+    if args.size > args.n_patches:
+        raise PatchScalerError(f"memory size M={args.size} is larger than the number of sampled "
+                               f"patches ({args.n_patches})")
     images = {n: im.to(device) for n, im in load_image_folder(args.images, names).items()}
     cfg = _descriptor(args.patch_size)
+    if min(min(im.shape[-2:]) for im in images.values()) < args.patch_size:
+        small = next(n for n, im in images.items() if min(im.shape[-2:]) < args.patch_size)
+        raise PatchScalerError(f"patch size {args.patch_size} is larger than image {small}")
     restore = _restorer("grm", args.weights, device) if args.keys == "coarse" else None
-    mem = build_memory(images, args.size, cfg, n_patches=args.n_patches,
-                       key_images=_key_images(args.keys, images, restore),
-                       generator=_generator(args.seed))
+    kims = _key_images(args.keys, images, restore)
+    embedder, emb_report = _embedder(args.descriptor, kims or images, args.patch_size, args.seed,
+                                     args.embed_iters)
+    mem = build_memory(images, args.size, cfg, n_patches=args.n_patches, key_images=kims,
+                       embedder=embedder, generator=_generator(args.seed))
+    if emb_report is not None:
+        mem.info["embedder_training"] = emb_report
     grm = str(args.weights or "shipped grm_lite") if args.keys == "coarse" else None
     mem.info.update(seed=args.seed, images=str(args.images), split=args.split, keys=args.keys,
                     grm_weights=grm)
@@ -228,7 +260,7 @@ def cmd_eval(args) -> int:
     from .image_io import write_atomic
 
     rep = evaluate_retrieval(weights=args.weights, coarse=args.coarse, keys=args.keys,
-                             size=args.size, k=args.k,
+                             size=args.size, k=args.k, descriptor=args.descriptor,
                              patch_size=args.patch_size, n_patches=args.n_patches, seed=args.seed,
                              ablate=args.ablate, device=_device(args.device))
     write_atomic(Path(args.json), lambda f: f.write(json.dumps(rep, indent=2).encode()))
@@ -241,13 +273,15 @@ def cmd_eval(args) -> int:
 
 
 def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse",
-                       size: int = 1024, k: int = 4,
+                       size: int = 1024, k: int = 4, descriptor: str = "learned",
                        patch_size: int = 32, n_patches: int = 50_000, seed: int = 0,
                        ablate: bool = False, device=None) -> dict:
     """Memory from the left half of each texture photo + the other train photos (distractors);
     queries: coarse patches (x4 bicubic LR -> GRM, or bicubic upsampling) of the right halves.
     keys='coarse' describes the memory halves' coarse twins made the same way as the queries.
-    Returns top-1 accuracy (entry from the same photo), per texture, among textures only, top-K."""
+    descriptor='learned' trains the texture embedding on the memory photos' key images only (the
+    query halves are never seen). Returns top-1 accuracy (entry from the same photo), per
+    texture, among textures only, top-K."""
     import dataclasses
 
     from .data import crop_to_scale, load_photos
@@ -269,14 +303,20 @@ def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse
     queries = {n: patchify(u[None], patch_size)[0] for n, u in up.items()}  # (n_q, 3, P, P) each
     kims = _key_images(keys, mem_imgs, restore)
     cfg = _descriptor(patch_size)
-    rep = _score(mem_imgs, kims, queries, cfg, size, k, n_patches, seed)
+    embedder, emb_report = _embedder(descriptor, kims or mem_imgs, patch_size, seed)
+    rep = _score(mem_imgs, kims, queries, cfg, size, k, n_patches, seed, embedder)
     rep.update(K=k, coarse=coarse, keys=keys, weights=str(weights or "shipped grm_lite"),
+               descriptor_kind=descriptor, embedder_training=emb_report,
                patch_size=patch_size,
-               n_patches=n_patches, seed=seed, descriptor=cfg.to_dict(),
+               n_patches=n_patches, seed=seed,
+               descriptor=cfg.to_dict() if embedder is None else embedder.cfg.to_dict(),
                seconds=round(time.perf_counter() - t0, 2))
-    if ablate:
+    if ablate:                                      # Gabor descriptor variants as baselines
         no_moments = dict(contrast_weight=0.0, intensity_weight=0.0, color_weight=0.0)
-        for label, kw in (("texture_only", no_moments), ("moments_only", dict(texture_weight=0.0))):
+        variants = [("texture_only", no_moments), ("moments_only", dict(texture_weight=0.0))]
+        if embedder is not None:
+            variants.insert(0, ("gabor", {}))
+        for label, kw in variants:
             r = _score(mem_imgs, kims, queries, dataclasses.replace(cfg, **kw), size, k,
                        n_patches, seed)
             keep = ("top1_accuracy", "top1_accuracy_textures_only", "per_texture")
@@ -284,14 +324,14 @@ def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse
     return rep
 
 
-def _score(mem_imgs, key_images, queries, cfg, size, k, n_patches, seed) -> dict:
+def _score(mem_imgs, key_images, queries, cfg, size, k, n_patches, seed, embedder=None) -> dict:
     """Build one memory and score the queries against it (see evaluate_retrieval)."""
     import torch
 
     from .texture_memory import build_memory, retrieve, search
 
     mem = build_memory(mem_imgs, size, cfg, n_patches=n_patches, key_images=key_images,
-                       generator=_generator(seed))
+                       embedder=embedder, generator=_generator(seed))
     names = mem.source_names
     tex_rows = torch.tensor([i for i, s in enumerate(mem.sources.tolist()) if names[s] in TEXTURES])
     hits = hits3 = hitsk = total = 0

@@ -20,6 +20,7 @@ from torch import Tensor
 from .descriptor import DescriptorConfig, describe, describe_raw, fit_standardizer
 from .errors import PatchScalerError, WeightsError
 from .kmeans import kmeans, representatives
+from .texture_embed import EmbedderConfig, TextureEmbedder
 
 KIND = "texture_memory"
 FORMAT_VERSION = 1
@@ -29,7 +30,9 @@ FORMAT_VERSION = 1
 class TextureMemory:
     """M entries. keys (M, F) unit float32; values (M, 3, P, P) uint8; sources (M,) int64 indices
     into source_names; positions (M, 4) int64 (source, y, x, dihedral) of each value patch;
-    mean, std (F,): the descriptor standardiser fitted on the sampled patches."""
+    mean, std (F,): the descriptor standardiser fitted on the sampled patches.
+    embedder: the learned texture embedding that made the keys, or None for the Gabor descriptor
+    (then F = descriptor.dim; with an embedder F = its dim and mean, std are 0, 1)."""
 
     keys: Tensor
     values: Tensor
@@ -40,6 +43,7 @@ class TextureMemory:
     source_names: list[str]
     descriptor: DescriptorConfig
     info: dict = field(default_factory=dict)
+    embedder: TextureEmbedder | None = None
 
     @property
     def size(self) -> int:
@@ -48,6 +52,11 @@ class TextureMemory:
     @property
     def patch_size(self) -> int:
         return self.descriptor.patch_size
+
+    @property
+    def descriptor_kind(self) -> str:
+        """'learned' (keys from the stored TextureEmbedder) or 'gabor' (descriptor.py)."""
+        return "gabor" if self.embedder is None else "learned"
 
     def values_float(self, indices: Tensor) -> Tensor:
         """Values of `indices` (...) as float RGB in [0, 1]: (..., 3, P, P), on indices' device."""
@@ -62,6 +71,8 @@ class TextureMemory:
 
     def embed(self, patches: Tensor) -> Tensor:
         """Query keys: (B, 3, P, P) coarse patches in [0, 1] -> (B, F) unit, on patches' device."""
+        if self.embedder is not None:
+            return self.embedder.to(patches.device).embed(patches)
         return describe(patches, self.descriptor, self.mean, self.std)
 
 
@@ -136,6 +147,7 @@ def coarse_twins(images: dict[str, Tensor], restore, scale: int = 4) -> dict[str
 def build_memory(images: dict[str, Tensor], size: int, cfg: DescriptorConfig | None = None, *,
                  n_patches: int = 50_000, iters: int = 30, chunk: int = 8192,
                  key_images: dict[str, Tensor] | None = None,
+                 embedder: TextureEmbedder | None = None,
                  generator: torch.Generator | None = None) -> TextureMemory:
     """Sample n_patches HR patches (with flips/rotations) from `images` {name: (3, H, W) in [0, 1]},
     describe them, reduce to `size` entries with seeded k-means++ / Lloyd.
@@ -143,6 +155,8 @@ def build_memory(images: dict[str, Tensor], size: int, cfg: DescriptorConfig | N
     key_images: optional {name: (3, H', W')} aligned twins to describe instead of the HR images
     (e.g. `coarse_twins`, so keys live in the same domain as GRM coarse queries); values are
     always cut from `images`, at the same positions.
+    embedder: a trained `TextureEmbedder` (texture_embed.train_embedder) to key the memory with
+    instead of the Gabor descriptor `cfg`; it is stored in the memory. Its patch size must be P.
 
     The work runs on the device of the images; the memory is returned on CPU.
     """
@@ -164,12 +178,11 @@ def build_memory(images: dict[str, Tensor], size: int, cfg: DescriptorConfig | N
     kims = ims if key_images is None else [key_images[n] for n in names]
     shapes = [(min(im.shape[-2], k.shape[-2]), min(im.shape[-1], k.shape[-1]))
               for im, k in zip(ims, kims, strict=True)]
+    if embedder is not None and embedder.cfg.patch_size != P:
+        raise PatchScalerError(f"texture embedder is for {embedder.cfg.patch_size}x"
+                               f"{embedder.cfg.patch_size} patches, the memory for {P}x{P}")
     pos = sample_positions(shapes, n_patches, P, generator=generator)
-    raw = torch.cat([describe_raw(extract_patches(kims, pos[i:i + chunk], P), cfg)
-                     for i in range(0, n_patches, chunk)])                 # (N, F)
-    mean, std = fit_standardizer(raw)
-    from .descriptor import embed
-    x = embed(raw, mean, std, cfg)                                         # (N, F) unit
+    x, mean, std = _describe_all(kims, pos, cfg, embedder, chunk)           # x: (N, F) unit
     res = kmeans(x, size, iters=iters, generator=generator)
     rep = representatives(x, res.centroids, res.assign)                    # (M,) rows of x
     vpos = pos[rep.cpu()]
@@ -180,7 +193,24 @@ def build_memory(images: dict[str, Tensor], size: int, cfg: DescriptorConfig | N
         keys=torch.nn.functional.normalize(res.centroids, dim=1).float().cpu(),
         values=(values.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu(),
         sources=vpos[:, 0].clone(), positions=vpos.clone(), mean=mean.cpu(), std=std.cpu(),
-        source_names=names, descriptor=cfg, info=info)
+        source_names=names, descriptor=cfg, info=info,
+        embedder=None if embedder is None else embedder.cpu().eval())
+
+
+def _describe_all(images, pos, cfg, embedder, chunk) -> tuple[Tensor, Tensor, Tensor]:
+    """Unit keys (N, F) of the patches at `pos`, and the standardiser (mean, std) (F,) used."""
+    P = cfg.patch_size
+    if embedder is not None:
+        embedder = embedder.to(images[0].device)
+        x = torch.cat([embedder.embed(extract_patches(images, pos[i:i + chunk], P))
+                       for i in range(0, len(pos), chunk)])
+        return x, torch.zeros(x.shape[1]), torch.ones(x.shape[1])
+    from .descriptor import embed
+
+    raw = torch.cat([describe_raw(extract_patches(images, pos[i:i + chunk], P), cfg)
+                     for i in range(0, len(pos), chunk)])                 # (N, F)
+    mean, std = fit_standardizer(raw)
+    return embed(raw, mean, std, cfg), mean, std
 
 
 # ---------------------------------------------------------------------------- retrieval
@@ -219,6 +249,8 @@ def retrieve(memory: TextureMemory, patches: Tensor, k: int = 4) -> tuple[Tensor
 def _meta(memory: TextureMemory) -> dict:
     return {"kind": KIND, "format": FORMAT_VERSION, "size": memory.size,
             "patch_size": memory.patch_size, "descriptor": memory.descriptor.to_dict(),
+            "descriptor_kind": memory.descriptor_kind,
+            "embedder": None if memory.embedder is None else memory.embedder.cfg.to_dict(),
             "sources": memory.source_names, **memory.info}
 
 
@@ -232,6 +264,8 @@ def save_memory(memory: TextureMemory, path) -> Path:
     meta = _meta(memory)
     tensors = {"keys": memory.keys, "values": memory.values, "positions": memory.positions,
                "mean": memory.mean, "std": memory.std}
+    if memory.embedder is not None:
+        tensors.update({f"embedder.{k}": v for k, v in memory.embedder.state_dict().items()})
     blob = save({k: v.contiguous() for k, v in tensors.items()},
                 metadata={"kind": KIND, "meta": json.dumps(meta, sort_keys=True)})
     write_atomic(path, lambda f: f.write(blob))
@@ -239,9 +273,9 @@ def save_memory(memory: TextureMemory, path) -> Path:
     return path
 
 
-def load_memory(path, *, patch_size: int | None = None,
-                descriptor: DescriptorConfig | None = None) -> TextureMemory:
-    """Read a memory file; if given, its patch size and descriptor config must match.
+def load_memory(path, *, patch_size: int | None = None, descriptor: DescriptorConfig | None = None,
+                descriptor_kind: str | None = None) -> TextureMemory:
+    """Read a memory file; if given, its patch size, descriptor config and kind must match.
 
     Raises WeightsError (one line) for a missing, corrupt or mismatching file.
     """
@@ -264,17 +298,41 @@ def load_memory(path, *, patch_size: int | None = None,
     try:
         meta = json.loads(raw_meta["meta"])
         cfg = DescriptorConfig(**meta["descriptor"])
-    except (KeyError, TypeError, ValueError) as e:
+        ecfg = meta.get("embedder")
+        ecfg = None if ecfg is None else EmbedderConfig.from_dict(ecfg)
+    except (KeyError, TypeError, ValueError, PatchScalerError) as e:
         raise WeightsError(f"{path}: corrupt memory metadata ({e})") from None
     _check_match(path, cfg, patch_size, descriptor)
+    kind = "gabor" if ecfg is None else "learned"
+    if descriptor_kind is not None and descriptor_kind != kind:
+        raise WeightsError(f"{path}: memory keys come from the {kind} descriptor, "
+                           f"{descriptor_kind} requested")
+    if ecfg is not None and ecfg.patch_size != cfg.patch_size:
+        raise WeightsError(f"{path}: corrupt memory: embedder patch size {ecfg.patch_size} != "
+                           f"memory patch size {cfg.patch_size}")
+    embedder = None if ecfg is None else _load_embedder(path, ecfg, t)
     mem = TextureMemory(keys=t.get("keys"), values=t.get("values"), sources=None,
                         positions=t.get("positions"), mean=t.get("mean"), std=t.get("std"),
                         source_names=list(meta.get("sources", [])), descriptor=cfg,
                         info={k: meta[k] for k in ("n_patches", "iters_run", "inertia",
-                                                   "build_seconds") if k in meta})
+                                                   "build_seconds", "embedder_training")
+                                  if k in meta},
+                        embedder=embedder)
     _check_tensors(path, mem, meta)
     mem.sources = mem.positions[:, 0].clone()
     return mem
+
+
+def _load_embedder(path, ecfg: EmbedderConfig, tensors: dict) -> TextureEmbedder:
+    """The stored texture embedding, strictly matching its config (WeightsError otherwise)."""
+    model = TextureEmbedder(ecfg)
+    state = {k[len("embedder."):]: v for k, v in tensors.items() if k.startswith("embedder.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: corrupt memory: texture embedder weights do not match its "
+                           f"config ({str(e).splitlines()[0]})") from None
+    return model.eval()
 
 
 def _check_match(path, cfg: DescriptorConfig, patch_size, descriptor) -> None:
@@ -289,7 +347,8 @@ def _check_match(path, cfg: DescriptorConfig, patch_size, descriptor) -> None:
 
 
 def _check_tensors(path, mem: TextureMemory, meta: dict) -> None:
-    M, P, F = meta.get("size"), mem.patch_size, mem.descriptor.dim
+    M, P = meta.get("size"), mem.patch_size
+    F = mem.descriptor.dim if mem.embedder is None else mem.embedder.cfg.dim
     want = {"keys": ((M, F), torch.float32), "values": ((M, 3, P, P), torch.uint8),
             "positions": ((M, 4), torch.int64), "mean": ((F,), torch.float32),
             "std": ((F,), torch.float32)}

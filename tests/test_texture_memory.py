@@ -246,7 +246,7 @@ def test_cli_build_query_and_load(tmp_path):
     out = tmp_path / "m.safetensors"
     cli, args = _parse(["memory", "build", "--images", str(tmp_path / "imgs"), "--size", "8",
                         "--patch-size", "16", "--n-patches", "100", "--device", "cpu",
-                        "--weights", str(grm), "-o", str(out)])
+                        "--embed-iters", "5", "--weights", str(grm), "-o", str(out)])
     with pytest.warns(UserWarning, match="non-image"):
         assert cli.run(args) == 0
     mem = load_memory(out, patch_size=16)

@@ -1,0 +1,143 @@
+"""Learned texture embedding: shapes, training separates textures, storage inside the memory."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from patchscaler_lite.descriptor import DescriptorConfig
+from patchscaler_lite.errors import PatchScalerError, WeightsError
+from patchscaler_lite.texture_embed import EmbedderConfig, TextureEmbedder, train_embedder
+from patchscaler_lite.texture_memory import (
+    build_memory,
+    extract_patches,
+    load_memory,
+    retrieve,
+    sample_positions,
+    save_memory,
+    search,
+)
+
+P = 16
+CFG = DescriptorConfig(patch_size=P, scales=2, orientations=4, min_wavelength=4.0)
+ECFG = EmbedderConfig(patch_size=P, dim=8, widths=(8, 16), iters=60, batch_size=32)
+
+
+def _textures(size=48, seed=0):
+    """Two photos that differ only in texture: vertical stripes vs isotropic noise, same mean."""
+    g = torch.Generator().manual_seed(seed)
+    xx = torch.arange(size).float().expand(size, size)
+    stripes = 0.5 + 0.3 * torch.sin(2 * torch.pi * xx / 5)
+    noise = 0.5 + 0.3 * (2 * torch.rand(size, size, generator=g) - 1)
+    return {"stripes": stripes.expand(3, -1, -1).clone(), "noise": noise.expand(3, -1, -1).clone()}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return train_embedder(_textures(), ECFG, progress=False)
+
+
+def test_embedder_shapes_unit_norm_and_bad_input():
+    m = TextureEmbedder(ECFG).eval()
+    z = m.embed(torch.rand(5, 3, P, P))
+    assert z.shape == (5, 8)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(5))
+    with pytest.raises(PatchScalerError, match=r"\(N, 3, 16, 16\)"):
+        m(torch.rand(2, 3, 12, 12))
+    with pytest.raises(PatchScalerError, match="at least 2 photos"):
+        train_embedder({"one": torch.rand(3, 32, 32)}, ECFG, progress=False)
+    with pytest.raises(PatchScalerError):
+        EmbedderConfig(dim=1)
+
+
+def test_training_is_seeded_and_separates_unseen_patches(trained):
+    model, report = trained
+    again, _ = train_embedder(_textures(), ECFG, progress=False)
+    x = torch.rand(4, 3, P, P)
+    assert torch.equal(model.embed(x), again.embed(x))
+    assert report["final_loss"] < 0.5 and report["iters"] == ECFG.iters
+    # held-out photos of the same two textures (another noise seed, shifted stripes)
+    test = _textures(seed=1)
+    test["stripes"] = test["stripes"].roll(2, -1)
+    g = torch.Generator().manual_seed(3)
+    pos = sample_positions([(48, 48)] * 2, 64, P, generator=g)
+    z = model.embed(extract_patches(list(test.values()), pos, P))          # (64, D)
+    labels = pos[:, 0]
+    c = torch.stack([z[labels == i].mean(0) for i in range(2)])            # class means
+    pred = (z @ c.T).argmax(1)
+    assert (pred == labels).float().mean() >= 0.95
+
+
+def test_memory_with_embedder_roundtrip_and_exact_retrieval(trained, tmp_path):
+    model, _ = trained
+    ims = _textures()
+    mem = build_memory(ims, 6, CFG, n_patches=200, iters=10, embedder=model,
+                       generator=torch.Generator().manual_seed(0))
+    assert mem.descriptor_kind == "learned" and mem.keys.shape == (6, 8)
+    q = torch.rand(7, 3, P, P)
+    idx, sims = retrieve(mem, q, 3)
+    bi, bs = search(model.embed(q), mem.keys, 3)                            # brute force
+    scores = model.embed(q) @ mem.keys.T
+    torch.testing.assert_close(sims, scores.gather(1, idx))
+    assert torch.equal(idx, bi)
+    path = save_memory(mem, tmp_path / "m.safetensors")
+    back = load_memory(path, patch_size=P, descriptor_kind="learned")
+    assert back.descriptor_kind == "learned"
+    assert torch.equal(back.embed(q), mem.embed(q))
+    assert torch.equal(retrieve(back, q, 3)[0], idx)
+    with pytest.raises(WeightsError, match="learned descriptor, gabor requested"):
+        load_memory(path, descriptor_kind="gabor")
+
+
+def test_corrupt_embedder_weights(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+    import json
+
+    model, _ = trained
+    mem = build_memory(_textures(), 4, CFG, n_patches=100, iters=5, embedder=model,
+                       generator=torch.Generator().manual_seed(0))
+    path = save_memory(mem, tmp_path / "m.safetensors")
+    t = load_file(path)
+    t.pop("embedder.proj.weight")
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    save_file(t, tmp_path / "bad.safetensors", metadata=meta)
+    with pytest.raises(WeightsError, match="texture embedder weights do not match"):
+        load_memory(tmp_path / "bad.safetensors")
+    m2 = json.loads(meta["meta"])
+    m2["embedder"]["dim"] = 12
+    save_file(load_file(path), tmp_path / "bad2.safetensors",
+              metadata={**meta, "meta": json.dumps(m2)})
+    with pytest.raises(WeightsError):
+        load_memory(tmp_path / "bad2.safetensors")
+
+
+def test_embedder_patch_size_must_match_the_memory(trained):
+    model, _ = trained
+    with pytest.raises(PatchScalerError, match="embedder is for 16x16"):
+        build_memory(_textures(), 4, dataclasses.replace(CFG, patch_size=32), n_patches=50,
+                     embedder=model)
+
+
+def test_cli_build_learned_memory(tmp_path):
+    from patchscaler_lite import memory_cli
+
+    (tmp_path / "imgs").mkdir()
+    for name, im in _textures().items():
+        Image.fromarray((im.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+            tmp_path / "imgs" / f"{name}.png")
+    ap = argparse.ArgumentParser()
+    memory_cli.add_parser(ap.add_subparsers(dest="command", required=True))
+    out = tmp_path / "m.safetensors"
+    args = ap.parse_args(["memory", "build", "--images", str(tmp_path / "imgs"), "--size", "4",
+                          "--patch-size", "16", "--n-patches", "100", "--keys", "hr",
+                          "--embed-iters", "5", "--device", "cpu", "-o", str(out)])
+    assert memory_cli.run(args) == 0
+    mem = load_memory(out, descriptor_kind="learned")
+    assert mem.size == 4 and mem.info["embedder_training"]["iters"] == 5
