@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test venv lint lab clean train-grm train-dit memory bench qmap-report
+.PHONY: demo test test-notebooks venv lint lab clean train-grm train-dit memory bench qmap-report figures
 
 venv: $(STAMP)
 
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m patchscaler_lite demo -o outputs/demo
 
+# The library tests, then every notebook top to bottom, headless, in fast mode (small crops/sweeps).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests
+	$(MAKE) test-notebooks
+
+test-notebooks: $(STAMP)
+	PATCHSCALER_FAST=1 $(BIN)/python -m pytest -q --nbmake --nbmake-timeout=600 --durations=0 notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -27,22 +32,29 @@ lint: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
-# Reproduce the shipped GRM weights (about 45 min on 2 CPU cores), then copy them into the package.
+# Reproduce the shipped GRM weights (1500 joint + 600 confidence-calibration steps, about 25 min on
+# 2 CPU cores), then copy them into the package. Then rebuild the memory and retrain the Patch-DiT.
 train-grm: $(STAMP)
 	$(BIN)/patchscaler-lite train grm --preset lite -o runs/grm_lite
 	cp runs/grm_lite/grm_lite.safetensors runs/grm_lite/grm_lite.json runs/grm_lite/grm_lite.report.json patchscaler_lite/weights/
 
-# Reproduce the shipped Patch-DiT + texture encoder (about 35 min on 2 CPU cores) from the shipped
+# Reproduce the shipped Patch-DiT + texture encoder (about 25 min on 2 CPU cores) from the shipped
 # GRM and texture memory; `--preset base` is the larger model meant for a CUDA GPU.
 train-dit: $(STAMP)
 	$(BIN)/patchscaler-lite train dit --preset lite -o runs/dit_lite
 	cp runs/dit_lite/dit_lite.safetensors runs/dit_lite/dit_lite.json runs/dit_lite/dit_lite.report.json patchscaler_lite/weights/
 
+# The shipped texture memory: M = 1024 entries keyed by the learned texture embedding (trained on
+# the train photos' GRM coarse twins), values from the HR train photos.
 memory: $(STAMP)
-	$(BIN)/patchscaler-lite memory build --images data/photos --split train -o patchscaler_lite/weights/memory_lite.safetensors
+	$(BIN)/patchscaler-lite memory build --images data/photos --split train --size 1024 -o patchscaler_lite/weights/memory_lite.safetensors
 
 bench: $(STAMP)
 	$(BIN)/patchscaler-lite bench --hr-dir data/photos --split val --json outputs/bench_val.json --csv outputs/bench_val.csv --plot outputs/bench_val.png
+
+# README figures into docs/ (pipeline overview, Qmap vs error, retrieval, Pareto from `make bench`).
+figures: bench
+	$(BIN)/python -m patchscaler_lite.figures --bench outputs/bench_val.json -o docs
 
 qmap-report: $(STAMP)
 	$(BIN)/patchscaler-lite qmap-report --hr-dir data/photos --split val --json outputs/qmap_report.json

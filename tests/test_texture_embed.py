@@ -95,8 +95,9 @@ def test_memory_with_embedder_roundtrip_and_exact_retrieval(trained, tmp_path):
 
 
 def test_corrupt_embedder_weights(trained, tmp_path):
-    from safetensors.torch import load_file, save_file
     import json
+
+    from safetensors.torch import load_file, save_file
 
     model, _ = trained
     mem = build_memory(_textures(), 4, CFG, n_patches=100, iters=5, embedder=model,

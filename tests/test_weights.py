@@ -96,7 +96,7 @@ def test_wrong_kind(saved):
 
 
 @pytest.mark.parametrize("field,value", [("channels", 16), ("blocks", 2), ("scale", 2),
-                                         ("eta", 1e-3)])
+                                         ("eta", 3e-3)])
 def test_mismatched_config(saved, field, value):
     path, _ = saved
     with raises_naming(path, f"config mismatch: {field}"):
