@@ -134,7 +134,7 @@ def train_dit(cfg: DenoiserConfig, tc: DiTTrainConfig, grm, memory: TextureMemor
     v_hr, v_co, _ = sample_batch(val_pairs, 128, P, gv)
     v_refs, v_sims = retrieve_excluding(memory, v_co, torch.full((128,), -2), K)
 
-    st = TrainState(lambda: Denoiser(cfg), tc.lr, g, device, ckpt_path, resume)
+    st = TrainState(lambda: Denoiser(cfg), tc.lr, g, device, ckpt_path, resume, tc.iters)
     model, ema, opt, history, t0 = st.model, st.ema, st.opt, st.history, st.t0
     step = st.step
     cuda = str(device).startswith("cuda")

@@ -89,7 +89,7 @@ class TrainState:
     """
 
     def __init__(self, make_model, lr: float, g: torch.Generator, device, ckpt_path: Path,
-                 resume: bool):
+                 resume: bool, iters: int | None = None):
         self.model = make_model().to(device)
         self.ema = make_model().to(device).eval()
         self.ema.load_state_dict(self.model.state_dict())
@@ -103,6 +103,10 @@ class TrainState:
             self.opt.load_state_dict(ck["opt"])
             g.set_state(ck["generator"])
             self.step, self.history, elapsed = ck["step"], ck["history"], ck["elapsed"]
+            if iters is not None and self.step > iters:
+                from .errors import PatchScalerError
+                raise PatchScalerError(f"{ckpt_path} is at step {self.step}, beyond the {iters} "
+                                       f"iterations asked for: pass --no-resume or another output folder")
         self.t0 = time.time() - elapsed
 
     def optimizer_step(self, loss, grad_clip: float, ema_decay: float) -> int:
@@ -144,7 +148,8 @@ def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train_images, val_images, out_
     train_pairs = make_pairs(list(train_images.values()), cfg.scale, tc.degradation, g, variants=4)
     val_pairs = make_pairs(list(val_images.values()), cfg.scale, tc.degradation,
                            torch.Generator().manual_seed(12345))
-    st = TrainState(lambda: GlobalRestorationModule(cfg), tc.lr, g, device, ckpt_path, resume)
+    st = TrainState(lambda: GlobalRestorationModule(cfg), tc.lr, g, device, ckpt_path, resume,
+                    tc.iters)
     model, ema, opt, history, t0 = st.model, st.ema, st.opt, st.history, st.t0
     step = st.step
     bar = tqdm(total=tc.iters, initial=step, desc="train grm", disable=not progress)

@@ -9,6 +9,7 @@ import torch
 
 from patchscaler_lite import data, training
 from patchscaler_lite.config import GRM_PRESETS, GRM_TRAIN_PRESETS, GRMTrainConfig
+from patchscaler_lite.errors import PatchScalerError
 from patchscaler_lite.restoration import (
     GlobalRestorationModule,
     confidence_loss,
@@ -256,3 +257,13 @@ def test_tiled_restore_matches_whole_image(rand_image):
         assert (t - w).abs().mean() < 3e-3
         assert (t - w).abs().max() < 5e-2
     assert tiled[0].shape == (2, 3, 160, 192) and tiled[1].shape == (2, 1, 160, 192)
+
+
+def test_resuming_a_longer_run_is_refused(tmp_path, small_sets):
+    tc = GRMTrainConfig(iters=4, batch_size=2, crop=32, warmup=1, val_every=4, ckpt_every=4,
+                        calib_iters=0)
+    training.train_grm(TINY, tc, *small_sets, tmp_path, progress=False)
+    shorter = dataclasses.replace(tc, iters=2)
+    with pytest.raises(PatchScalerError, match="at step 4, beyond the 2 iterations"):
+        training.train_grm(TINY, shorter, *small_sets, tmp_path, progress=False)
+    training.train_grm(TINY, shorter, *small_sets, tmp_path, progress=False, resume=False)
