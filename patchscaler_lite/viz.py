@@ -76,9 +76,9 @@ def pareto_plot(bench: dict, path, metric: str = "psnr") -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, m in zip(axes, (metric, "niqe")):
-        for name, r in bench["methods"].items():
-            ax.scatter(r["seconds"], r[m], s=40)
-            ax.annotate(name, (r["seconds"], r[m]), textcoords="offset points", xytext=(4, 4))
+        for name, r in bench["methods"].items():              # a legend, not labels: close
+            ax.scatter(r["seconds"], r[m], s=40, label=name)   # points (pgs variants) overlap
+        ax.legend(fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel(f"seconds per image ({bench['device']})")
         ax.set_ylabel(m.upper() + (" (higher is better)" if m != "niqe" else " (lower is better)"))
