@@ -52,6 +52,16 @@ def steps_curves(curves: pd.DataFrame, only: pd.DataFrame | None, T: int):
     return fig
 
 
+def _nfe_axes(fig, ax, metric: str):
+    """Finish a quality-vs-patch-NFE panel: labels, grid, legend, layout; returns the Figure."""
+    ax.set_xlabel("patch-NFE per image")
+    ax.set_ylabel(_label(metric))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _patch(ax, x, title):
     ax.imshow(to_uint8(((x + 1) / 2).clamp(0, 1)), interpolation="nearest")
     ax.set_title(title, fontsize=8)
@@ -98,12 +108,7 @@ def plan_view(image, groups, layout, result: dict, sweep_df: pd.DataFrame, metri
         a1.scatter(d["patch_nfe"], d[metric], label=f"{kind} (cached sweep)", **style)
     a1.scatter([result["patch_nfe"]], [result[metric]], marker="*", s=300, color="crimson",
                label="this plan", zorder=5)
-    a1.set_xlabel("patch-NFE per image")
-    a1.set_ylabel(_label(metric))
-    a1.grid(alpha=0.3)
-    a1.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _nfe_axes(fig, a1, metric)
 
 
 def pareto_figure(df: pd.DataFrame, metric: str = "niqe", chosen=None, budget: float | None = None):
@@ -121,12 +126,7 @@ def pareto_figure(df: pd.DataFrame, metric: str = "niqe", chosen=None, budget: f
     if chosen is not None:
         ax.scatter([chosen["patch_nfe"]], [chosen[metric]], marker="*", s=300, color="crimson",
                    zorder=5, label="allocator's pick")
-    ax.set_xlabel("patch-NFE per image")
-    ax.set_ylabel(_label(metric))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _nfe_axes(fig, ax, metric)
 
 
 def groups_fronts(df: pd.DataFrame, metric: str = "niqe"):
@@ -138,12 +138,7 @@ def groups_fronts(df: pd.DataFrame, metric: str = "niqe"):
         f = pareto_front(d, "patch_nfe", metric, low)
         ax.step(f["patch_nfe"], f[metric], style, where="post", lw=lw, ms=3 + lw,
                 label=f"at most {k} group(s)")
-    ax.set_xlabel("patch-NFE per image")
-    ax.set_ylabel(_label(metric))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _nfe_axes(fig, ax, metric)
 
 
 def bench_scatter(means: pd.DataFrame, metrics=("psnr", "niqe"), note: str = ""):
