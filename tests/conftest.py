@@ -71,3 +71,25 @@ def rand_uint8():
     def make(seed: int, shape) -> np.ndarray:
         return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    """tiny_models() -> (GRM, Denoiser): fresh tiny presets, seeded, weights slightly perturbed so
+    that a pipeline built on them is not an identity (zero-initialised heads)."""
+    from patchscaler_lite.config import GRM_PRESETS
+    from patchscaler_lite.denoiser import DENOISER_PRESETS, Denoiser
+    from patchscaler_lite.restoration import GlobalRestorationModule
+
+    def perturb(module, scale, seed):
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(scale * torch.randn(p.shape, generator=g))
+        return module
+
+    def make():
+        torch.manual_seed(0)
+        grm = perturb(GlobalRestorationModule(GRM_PRESETS["tiny"]), 0.02, 1)
+        return grm, perturb(Denoiser(DENOISER_PRESETS["tiny"]), 0.02, 2)
+    return make

@@ -8,11 +8,8 @@ import pytest
 import torch
 
 from patchscaler_lite import analysis as an
-from patchscaler_lite.config import GRM_PRESETS
 from patchscaler_lite.data import degrade, load_photos
-from patchscaler_lite.denoiser import DENOISER_PRESETS, Denoiser
 from patchscaler_lite.pipeline import PatchScalerPipeline
-from patchscaler_lite.restoration import GlobalRestorationModule
 from patchscaler_lite.sampling import PGSConfig
 from patchscaler_lite.schedule import alpha_bar, ddim_step
 from patchscaler_lite.texture_memory import build_memory
@@ -85,20 +82,10 @@ def test_best_by_groups_and_versus_uniform_hand_made():
     assert v["pgs_nfe_to_match"].tolist() == [13, 16] and v["saving"].tolist() == [10 / 13, 20 / 16]
 
 
-def _perturb(module, scale, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g))
-    return module
-
-
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(tiny_models):
     """A tiny random pipeline (P = 16, overlap 4) and a 64 px HR crop."""
-    torch.manual_seed(0)
-    grm = _perturb(GlobalRestorationModule(GRM_PRESETS["tiny"]), 0.02, 1)
-    den = _perturb(Denoiser(DENOISER_PRESETS["tiny"]), 0.02, 2)
+    grm, den = tiny_models()
     photos = {k: v[:, :96, :96] for k, v in list(load_photos("train").items())[:2]}
     mem = build_memory(photos, 16, n_patches=128, iters=3, generator=torch.Generator().manual_seed(0))
     pipe = PatchScalerPipeline(grm, den, mem, pgs=PGSConfig(quantiles=(0.5, 0.25), batch_size=8),

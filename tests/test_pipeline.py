@@ -13,14 +13,6 @@ from patchscaler_lite.sampling import PGSConfig
 from patchscaler_lite.texture_memory import build_memory
 
 
-def _perturb(module, scale, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g))
-    return module
-
-
 @pytest.fixture(scope="module")
 def photo():
     hr = crop_to_scale(load_photos("val")["astronaut"][:, 128:320, 160:352], 4)[None]   # (1,3,192,192)
@@ -28,10 +20,8 @@ def photo():
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    torch.manual_seed(0)
-    grm = _perturb(GlobalRestorationModule(GRM_PRESETS["tiny"]), 0.02, 1)
-    den = _perturb(Denoiser(DENOISER_PRESETS["tiny"]), 0.02, 2)
+def pipe(tiny_models):
+    grm, den = tiny_models()
     photos = {k: v[:, :160, :160] for k, v in list(load_photos("train").items())[:3]}
     mem = build_memory(photos, 16, n_patches=256, iters=5, generator=torch.Generator().manual_seed(0))
     pgs = PGSConfig(starts=(50, 100, 200), steps=(1, 2, 3), quantiles=(0.4, 0.3), batch_size=16)
