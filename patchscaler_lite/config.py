@@ -1,26 +1,38 @@
-"""Frozen configuration dataclasses and presets.
+"""Every frozen configuration, and ONE presets table (`PRESETS`) naming them per model size.
 
-Every module takes its config as one object (nanoGPT style); ablations use
-`dataclasses.replace(cfg, field=value)`. Validation happens in `__post_init__` so a bad
-value fails where it is written, with a message that names it.
+Each stage takes its config as one object (nanoGPT style); ablations use
+`dataclasses.replace(cfg, field=value)`. Validation happens in `__post_init__`, so a bad value fails
+where it is written, with a message that names it (PatchScalerError, a ValueError).
+Sizes are in HR pixels unless said otherwise. This module is longer than 300 lines on purpose: one
+table of every knob reads better than ten small files.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 from .errors import PatchScalerError
 
+T_MAX = 1000                      # diffusion steps of the VP schedule (diffusion/schedule.py)
+DEGRADATIONS = ("bicubic", "realistic")
+
 
 def _check(cond: bool, msg: str) -> None:
-    """Raise PatchScalerError (a ValueError) with `msg` unless `cond`."""
+    """Raise PatchScalerError with `msg` unless `cond`."""
     if not cond:
         raise PatchScalerError(msg)
 
 
+class _Dict:
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------- stage 1: GRM
 @dataclass(frozen=True)
-class GRMConfig:
+class GRMConfig(_Dict):
     """Global Restoration Module: LR (B, 3, h, w) -> coarse HR (B, 3, 4h, 4w) + confidence.
 
     The body runs entirely at LR resolution (cheap on CPU); one pixel-shuffle head makes the
@@ -34,7 +46,7 @@ class GRMConfig:
     res_scale: float = 1.0      # residual branch multiplier (EDSR uses 0.1 for very deep nets)
     conf_channels: int = 32     # hidden width of the confidence head
     # Confidence loss  L = |y - x|_1 + lam * (C * (y - x)^2 - eta * log C).
-    # Minimising over C gives C* = eta / e^2 (clipped to 1): see restoration.confidence_loss.
+    # Minimising over C gives C* = eta / e^2 (clipped to 1): see grm.model.confidence_loss.
     # eta = 1e-3: pixels with RMS error below ~0.03 keep C = 1, so C measures the *large*
     # errors that dominate a patch's MSE (1e-4 made C ~ 1 / e^2 almost everywhere, a harmonic
     # mean dominated by the easiest pixels, which ranked patches across photos poorly).
@@ -48,13 +60,10 @@ class GRMConfig:
         _check(self.lam >= 0, f"GRMConfig.lam must be >= 0, got {self.lam}")
         _check(self.eta > 0, f"GRMConfig.eta must be > 0, got {self.eta}")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class GRMTrainConfig:
-    """Recipe for training the GRM (crops, schedule, EMA). Sizes are in HR pixels."""
+class GRMTrainConfig(_Dict):
+    """Recipe for training the GRM (crops, schedule, EMA) and calibrating its confidence head."""
 
     # 500, not more: with ten train photos the body overfits early. A 6000-step run peaked on val
     # PSNR at step 1500; a 1500-step run reached +1.27 dB but its confidence head, calibrated as
@@ -71,7 +80,7 @@ class GRMTrainConfig:
     ckpt_every: int = 250
     seed: int = 0
     degradation: str = "bicubic"
-    # Stage 2: the confidence head alone, body frozen (see calibration.py); 0 skips it.
+    # Stage 2: the confidence head alone, body frozen (see grm/calibration.py); 0 skips it.
     calib_iters: int = 300
     calib_lr: float = 1e-3
 
@@ -81,41 +90,10 @@ class GRMTrainConfig:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.crop % 4 == 0 and self.crop >= 16, f"crop must be a multiple of 4 >= 16, got {self.crop}")
         _check(0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}")
-        _check(self.degradation in ("bicubic", "realistic"), f"unknown degradation {self.degradation!r}")
+        _check(self.degradation in DEGRADATIONS, f"unknown degradation {self.degradation!r}")
 
 
-GRM_PRESETS: dict[str, GRMConfig] = {
-    "tiny": GRMConfig(name="tiny", channels=8, blocks=1, conf_channels=8),
-    "lite": GRMConfig(name="lite"),
-}
-
-GRM_TRAIN_PRESETS: dict[str, GRMTrainConfig] = {
-    "tiny": GRMTrainConfig(iters=20, batch_size=4, crop=32, warmup=2, val_every=10, ckpt_every=10,
-                           calib_iters=5),
-    "lite": GRMTrainConfig(),
-}
-
-
-@dataclass(frozen=True)
-class GroupingConfig:
-    """Qmap -> three groups. Either fixed thresholds (gamma1 > gamma2) or quantiles.
-
-    thresholds: Simple if Qmap > gamma1, Medium if gamma2 < Qmap <= gamma1, Hard otherwise.
-    quantiles (f_simple, f_medium): fractions of patches that go to Simple and Medium; the rest
-    are Hard. Exactly one of the two is used: quantiles win when given.
-    """
-
-    patch_size: int = 32
-    thresholds: tuple[float, float] = (0.6, 0.3)
-    quantiles: tuple[float, float] | None = None
-
-    def __post_init__(self):
-        _check(self.patch_size >= 1, f"patch_size must be >= 1, got {self.patch_size}")
-        validate_thresholds(self.thresholds)
-        if self.quantiles is not None:
-            validate_quantiles(self.quantiles)
-
-
+# ---------------------------------------------------------------------------- stage 2: grouping
 def validate_thresholds(th) -> tuple[float, float]:
     """Check gamma1 > gamma2, both inside (0, 1); return them as floats."""
     _check(len(th) == 2, f"thresholds need two values gamma1,gamma2, got {len(th)}")
@@ -132,3 +110,300 @@ def validate_quantiles(q) -> tuple[float, float]:
     _check(0 <= f1 <= 1 and 0 <= f2 <= 1, f"quantiles must lie in [0, 1], got {f1}, {f2}")
     _check(f1 + f2 <= 1 + 1e-9, f"quantiles must sum to at most 1, got {f1} + {f2}")
     return f1, f2
+
+
+@dataclass(frozen=True)
+class GroupingConfig(_Dict):
+    """Qmap -> three groups; the ONE grouping used by `qmap`, `upscale`, the pipeline and analyses.
+
+    Patches of `patch_size` overlap by `overlap` pixels (the pipeline blends them). Grouping is by
+    quantiles when given: the most confident f_simple of the patches of an image are Simple, the
+    next f_medium Medium, the rest Hard. With `quantiles=None`, the paper's thresholds: Simple if
+    Qmap > gamma1, Medium if gamma2 < Qmap <= gamma1, Hard otherwise. Quantiles are the default
+    because the absolute confidence scale depends on the GRM weights.
+    """
+
+    patch_size: int = 32                               # P
+    overlap: int = 8
+    quantiles: tuple[float, float] | None = (0.5, 0.4)   # fractions Simple, Medium (rest Hard)
+    thresholds: tuple[float, float] = (0.6, 0.3)       # gamma1 > gamma2 on the Qmap
+
+    def __post_init__(self):
+        _check(self.patch_size >= 1, f"patch_size must be >= 1, got {self.patch_size}")
+        _check(0 <= self.overlap < max(1, self.patch_size // 2),
+               f"overlap must be in [0, {self.patch_size // 2}), got {self.overlap}")
+        validate_thresholds(self.thresholds)
+        if self.quantiles is not None:
+            validate_quantiles(self.quantiles)
+
+
+# ---------------------------------------------------------------------------- stage 3: texture memory
+@dataclass(frozen=True)
+class DescriptorConfig(_Dict):
+    """Gabor bank + moments (texture/gabor.py). Wavelengths in HR pixels; weights per feature group."""
+
+    patch_size: int = 32              # P: the descriptor is built for this patch size
+    scales: int = 3                   # S: wavelengths min_wavelength * 2**s, s < S
+    orientations: int = 6             # O: angles k * pi / O
+    min_wavelength: float = 6.0
+    bandwidth: float = 1.0            # radial bandwidth of each Gabor band, in octaves (FWHM)
+    blur_sigma: float = 1.0           # Gaussian low-pass (HR px) applied to keys and queries alike
+    texture_weight: float = 1.0       # Gabor log-spectrum shape (S*O features)
+    contrast_weight: float = 0.5      # log luminance contrast (1 feature)
+    intensity_weight: float = 0.5     # luminance mean (1 feature)
+    color_weight: float = 0.5         # opponent-colour means and stds (4 features)
+
+    def __post_init__(self):
+        _check(self.patch_size >= 8, f"DescriptorConfig.patch_size must be >= 8, got {self.patch_size}")
+        _check(self.scales >= 1 and self.orientations >= 1,
+               "DescriptorConfig.scales and orientations must be >= 1")
+        top = self.min_wavelength * 2 ** (self.scales - 1)
+        _check(2.0 <= self.min_wavelength <= top <= self.patch_size,
+               f"Gabor wavelengths {self.min_wavelength:g}..{top:g} px must lie in "
+               f"[2, patch_size={self.patch_size}]")
+        _check(self.bandwidth > 0 and self.blur_sigma >= 0,
+               "DescriptorConfig.bandwidth must be > 0 and blur_sigma >= 0")
+
+    @property
+    def dim(self) -> int:
+        """F: number of features."""
+        return self.scales * self.orientations + 1 + 1 + 4
+
+
+def descriptor_for(patch_size: int, **overrides) -> DescriptorConfig:
+    """The default descriptor for a patch size, with as many octaves (up to 3) as fit in a patch."""
+    _check(patch_size >= 8, f"patch size must be >= 8 for the texture descriptor, got {patch_size}")
+    base = DescriptorConfig()
+    scales = max(1, min(base.scales, int(math.log2(patch_size / base.min_wavelength)) + 1))
+    return dataclasses.replace(base, patch_size=patch_size, scales=scales, **overrides)
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """The texture key network (texture/key_network.py): architecture and training recipe."""
+
+    patch_size: int = 32
+    dim: int = 32                                  # D: embedding size
+    widths: tuple[int, ...] = (32, 48, 64, 96)     # conv widths; stages 2.. halve the resolution
+    iters: int = 500
+    batch_size: int = 128
+    lr: float = 2e-3
+    logit_scale: float = 16.0                      # s in the cosine classifier
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.patch_size >= 8 and self.dim >= 2 and bool(self.widths),
+               f"bad EmbedderConfig: patch_size {self.patch_size} (>= 8), dim {self.dim} (>= 2), "
+               f"widths {self.widths} (non-empty)")
+        _check(self.iters >= 1 and self.batch_size >= 2,
+               "EmbedderConfig.iters must be >= 1 and batch_size >= 2")
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "widths": list(self.widths)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EmbedderConfig:
+        return cls(**{**d, "widths": tuple(d["widths"])})
+
+
+@dataclass(frozen=True)
+class MemoryConfig(_Dict):
+    """How a Reference Texture Memory is built (texture/memory.py, `memory build`)."""
+
+    size: int = 1024                 # M entries
+    patch_size: int = 32             # P
+    n_patches: int = 50_000          # N sampled HR patches, reduced to M by k-means
+    kmeans_iters: int = 30
+    descriptor: str = "learned"      # learned (key network) | gabor
+    keys: str = "coarse"             # coarse: describe each patch's GRM coarse twin | hr: the patch
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.size >= 1, f"memory size M must be >= 1, got {self.size}")
+        _check(self.size <= self.n_patches, f"memory size M={self.size} is larger than the number "
+                                            f"of sampled patches ({self.n_patches})")
+        _check(self.descriptor in ("learned", "gabor"),
+               f"descriptor must be learned or gabor, got {self.descriptor!r}")
+        _check(self.keys in ("coarse", "hr"), f"keys must be coarse or hr, got {self.keys!r}")
+
+
+# ---------------------------------------------------------------------------- stage 4: Patch-DiT and PGS
+@dataclass(frozen=True)
+class DiTConfig(_Dict):
+    """Patch-DiT (diffusion/dit.py) and, derived from it, its texture prompt encoder."""
+
+    name: str = "lite"
+    patch_size: int = 32        # P: image patch side in HR pixels
+    token_size: int = 4         # p: token side; P // p tokens per side
+    dim: int = 128              # D
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    prompt_token_size: int = 8  # texture encoder token side: L = (P / 8)^2 = 16 tokens per reference
+    top_k: int = 4              # K references per patch
+
+    def __post_init__(self):
+        _check(self.patch_size % self.token_size == 0,
+               f"patch_size {self.patch_size} must be a multiple of token_size {self.token_size}")
+        _check(self.dim % self.heads == 0, f"dim {self.dim} must be divisible by heads {self.heads}")
+
+
+@dataclass(frozen=True)
+class TextureEncoderConfig(_Dict):
+    """Similarity-aware texture encoder. L = (patch_size // token_size)^2 tokens per reference."""
+
+    patch_size: int = 32          # P, HR pixels (the memory's patch size)
+    token_size: int = 8           # t: each token covers t x t pixels
+    dim: int = 128                # D: token width (the DiT's width)
+    max_k: int = 8                # largest K accepted (size of the rank embedding)
+    sim_freqs: int = 8            # Fourier features of the similarity
+    gate_scale: float = 8.0       # initial a in sigmoid(a * (s - b))
+    gate_center: float = 0.5      # initial b
+
+    def __post_init__(self):
+        _check(self.patch_size % self.token_size == 0,
+               f"patch_size {self.patch_size} must be a multiple of token_size {self.token_size}")
+        _check(self.dim >= 1 and self.max_k >= 1 and self.sim_freqs >= 1,
+               "TextureEncoderConfig.dim, max_k and sim_freqs must be >= 1")
+
+    @property
+    def tokens_per_patch(self) -> int:
+        """L."""
+        return (self.patch_size // self.token_size) ** 2
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """Patch-DiT + prompt encoder as one trainable module; the encoder follows from the DiT."""
+
+    dit: DiTConfig = field(default_factory=DiTConfig)
+
+    @property
+    def encoder(self) -> TextureEncoderConfig:
+        d = self.dit
+        return TextureEncoderConfig(patch_size=d.patch_size, token_size=d.prompt_token_size,
+                                    dim=d.dim, max_k=d.top_k)
+
+    def to_dict(self) -> dict:
+        """Flat: the encoder is fully determined by the DiT config."""
+        return self.dit.to_dict()
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DenoiserConfig:
+        return cls(dit=DiTConfig(**d))
+
+
+@dataclass(frozen=True)
+class DiTTrainConfig(_Dict):
+    """Recipe for training the Patch-DiT and its prompt encoder (diffusion/training.py)."""
+
+    # 3000: a 5000-step lite run had its best val x0-MSE (t=100) at step 3000, then overfit.
+    iters: int = 3000
+    batch_size: int = 48
+    lr: float = 3e-4
+    warmup: int = 200
+    min_lr_ratio: float = 0.05
+    ema: float = 0.999
+    grad_clip: float = 1.0
+    t_max: int = 400            # >= the Hard group's start T3
+    prompt_dropout: float = 0.2
+    val_every: int = 500
+    ckpt_every: int = 250
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.iters >= 1, f"iters must be >= 1, got {self.iters}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(1 <= self.t_max <= T_MAX, f"t_max must be in [1, {T_MAX}], got {self.t_max}")
+        _check(0 <= self.prompt_dropout <= 1,
+               f"prompt_dropout must be in [0, 1], got {self.prompt_dropout}")
+
+
+def check_schedule(starts, steps) -> None:
+    """Starts in [1, T_MAX] and strictly increasing; steps >= 1, increasing, and <= their start."""
+    starts, steps = [int(s) for s in starts], [int(n) for n in steps]
+    _check(len(starts) == len(steps), f"{len(starts)} start steps but {len(steps)} step counts")
+    for t, n in zip(starts, steps):
+        _check(1 <= t <= T_MAX, f"start step {t} is out of range [1, {T_MAX}]")
+        _check(1 <= n <= t, f"step count {n} is out of range [1, start step {t}]")
+    _check(all(b > a for a, b in zip(starts, starts[1:])),
+           f"start steps must be strictly increasing (T1 < T2 < T3), got {starts}")
+    _check(all(b > a for a, b in zip(steps, steps[1:])),
+           f"step counts must be strictly increasing (N1 < N2 < N3), got {steps}")
+
+
+@dataclass(frozen=True)
+class PGSConfig:
+    """Patch-adaptive Group Sampling: per-group start steps and step counts, and the grouping.
+
+    Defaults chosen by measurement on the val photos with the shipped weights (README, "PGS
+    defaults", scripts/sweep_pgs.py): among (1, 2, 6)-step candidates with >= 3x fewer patch-NFE
+    than uniform (350, 6), starts (50, 150, 350) with 50% / 40% / 10% of patches in Simple / Medium
+    / Hard had the best NIQE (4.08; uniform 3.71). Later starts for the one-step Simple group made
+    it smoother (starts (100, 200, 350): 4.25; (300, 325, 350): 4.70); more Medium patches helped.
+    """
+
+    starts: tuple[int, int, int] = (50, 150, 350)      # T1 < T2 < T3
+    steps: tuple[int, int, int] = (1, 2, 6)            # N1 < N2 < N3 denoiser calls
+    uniform: tuple[int, int] | None = None             # (T, N) for every patch: the baseline
+    batch_size: int = 256                              # patches per denoiser call
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
+
+    def __post_init__(self):
+        check_schedule(self.starts, self.steps)
+        if self.uniform is not None:
+            check_schedule((self.uniform[0],), (self.uniform[1],))
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+
+    def plan(self) -> list[tuple[int, int]]:
+        """[(T_g, N_g)] for the three groups (all equal in uniform mode)."""
+        if self.uniform is not None:
+            return [tuple(self.uniform)] * 3
+        return list(zip(self.starts, self.steps))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------- the presets table
+@dataclass(frozen=True)
+class Preset:
+    """Every stage's config for one model size; weight files are named <kind>_<name>."""
+
+    name: str
+    grm: GRMConfig
+    grm_train: GRMTrainConfig
+    memory: MemoryConfig
+    dit: DenoiserConfig
+    dit_train: DiTTrainConfig
+    pgs: PGSConfig
+
+
+_TINY_DIT = DiTConfig(name="tiny", dim=32, depth=1, heads=2, prompt_token_size=16, top_k=2)
+
+PRESETS: dict[str, Preset] = {
+    # tiny: seconds on a CPU, for tests only (the outputs mean nothing).
+    "tiny": Preset(
+        "tiny", GRMConfig(name="tiny", channels=8, blocks=1, conf_channels=8),
+        GRMTrainConfig(iters=20, batch_size=4, crop=32, warmup=2, val_every=10, ckpt_every=10,
+                       calib_iters=5),
+        MemoryConfig(size=16, n_patches=512, kmeans_iters=5,
+                     embedder=EmbedderConfig(dim=8, widths=(8, 16), iters=20, batch_size=16)),
+        DenoiserConfig(_TINY_DIT),
+        DiTTrainConfig(iters=20, batch_size=4, warmup=2, val_every=10, ckpt_every=10),
+        PGSConfig(batch_size=64)),
+    # lite: the shipped weights, trainable on a 2-core CPU.
+    "lite": Preset("lite", GRMConfig(), GRMTrainConfig(), MemoryConfig(), DenoiserConfig(),
+                   DiTTrainConfig(), PGSConfig()),
+    # base: a larger Patch-DiT meant for a CUDA GPU (the other stages as lite).
+    "base": Preset("base", GRMConfig(name="base"), GRMTrainConfig(), MemoryConfig(),
+                   DenoiserConfig(DiTConfig(name="base", dim=384, depth=8, heads=6)),
+                   DiTTrainConfig(iters=30000, batch_size=128, lr=2e-4), PGSConfig()),
+}
+
+
+def preset(name: str) -> Preset:
+    """PRESETS[name], or a one-line error listing the choices."""
+    _check(name in PRESETS, f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]

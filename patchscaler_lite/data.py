@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from .config import DEGRADATIONS
 from .errors import PatchScalerError
-from .image_io import check_image, load_image
-
-DEGRADATIONS = ("bicubic", "realistic")
+from .image_io import IMAGE_SUFFIXES, ImageConversionWarning, check_image, load_image
 
 
 def data_dir() -> Path:
@@ -49,10 +49,6 @@ def photo_paths(split: str = "all") -> list[Path]:
 
 def load_photos(split: str = "all") -> dict[str, Tensor]:
     """{name: (3, H, W) float in [0, 1]} for the shipped photos of a split (grayscale -> RGB)."""
-    import warnings
-
-    from .image_io import ImageConversionWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ImageConversionWarning)  # the textures are grayscale on purpose
         return {p.stem: load_image(p) for p in photo_paths(split)}
@@ -142,3 +138,31 @@ def _realistic_one(x: Tensor, scale: int, g: torch.Generator | None) -> Tensor:
     noise = torch.randn((1, 1 if gray else 3, *size), generator=g).to(x)
     x = (x + sigma * noise).clamp(0, 1)
     return _jpeg(x, int(_uniform(g, 30, 95)))
+
+
+def load_folder(folder, names: set[str] | None = None) -> dict:
+    """{stem: (3, H, W)} of the readable images in `folder` (sorted); other files are skipped with
+    a warning. PatchScalerError if the folder is missing or holds no readable image."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise PatchScalerError(f"{d}: not a folder")
+    files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
+    if names is not None:
+        files = [p for p in files if p.name in names or p.stem in names]
+    others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if others:
+        warnings.warn(f"{d}: skipping {len(others)} non-image file(s): {', '.join(others[:5])}",
+                      stacklevel=2)
+    images = {}
+    for p in files:
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ImageConversionWarning)
+                images[p.stem] = load_image(p)
+        except PatchScalerError as err:
+            warnings.warn(f"skipping {err}", stacklevel=2)
+    if not images:
+        raise PatchScalerError(f"{d}: no readable images found")
+    return images

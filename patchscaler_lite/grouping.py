@@ -1,6 +1,7 @@
-"""Qmap and grouping: per-patch mean confidence -> Simple / Medium / Hard.
+"""Stage 2, Qmap and grouping: per-patch mean confidence -> Simple / Medium / Hard.
 
 Group ids: 0 = Simple (high confidence, few steps), 1 = Medium, 2 = Hard (low confidence).
+`assign_groups(qmap, cfg)` is the one rule used by the pipeline, `qmap`, `upscale` and the analyses.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .config import validate_quantiles, validate_thresholds
+from .config import GroupingConfig, validate_quantiles, validate_thresholds
 from .errors import PatchScalerError
 from .patches import PatchLayout, make_layout, patch_means
 
@@ -67,10 +68,22 @@ def groups_from_quantiles(q: Tensor, quantiles) -> Tensor:
     return ids.reshape(q.shape)
 
 
-def group_patches(confidence: Tensor, patch_size: int, *, thresholds=(0.6, 0.3),
-                  quantiles=None, overlap: int = 0) -> Grouping:
-    """Confidence map (B, 1, H, W) -> Grouping (Qmap, group ids, layout). Quantiles win if given."""
-    q, layout = qmap(confidence, patch_size, overlap)
-    ids = groups_from_quantiles(q, quantiles) if quantiles is not None \
-        else groups_from_thresholds(q, thresholds)
-    return Grouping(q, ids, layout)
+def assign_groups(q: Tensor, cfg: GroupingConfig) -> Tensor:
+    """Qmap (B, nh, nw) -> group ids (B, nh, nw) int64: by cfg.quantiles when set, else thresholds."""
+    if cfg.quantiles is not None:
+        return groups_from_quantiles(q, cfg.quantiles)
+    return groups_from_thresholds(q, cfg.thresholds)
+
+
+def group_patches(confidence: Tensor, cfg: GroupingConfig | None = None) -> Grouping:
+    """Confidence map (B, 1, H, W) -> Grouping (Qmap, group ids, layout) under `cfg`."""
+    cfg = GroupingConfig() if cfg is None else cfg
+    q, layout = qmap(confidence, cfg.patch_size, cfg.overlap)
+    return Grouping(q, assign_groups(q, cfg), layout)
+
+
+def patch_nfe(counts, steps) -> int:
+    """Predicted denoiser calls: sum_g counts_g * N_g. counts: {name: n} (Grouping.counts) or (3,)."""
+    if isinstance(counts, dict):
+        counts = [counts[n] for n in GROUP_NAMES]
+    return int(sum(int(c) * int(n) for c, n in zip(counts, steps, strict=True)))

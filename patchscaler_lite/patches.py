@@ -118,3 +118,25 @@ def patch_means(x: Tensor, layout: PatchLayout) -> Tensor:
     total = F.unfold(v, kernel_size=P, stride=s).sum(1)                  # (B, N)
     count = F.unfold(m, kernel_size=P, stride=s).sum(1)                  # (B, N)
     return (total / count).reshape(x.shape[0], layout.nh, layout.nw)
+
+
+def run_tiled(fn, x: Tensor, tile: int, overlap: int, scale: int) -> Tensor:
+    """fn on overlapping (1, C, tile, tile) tiles of x (B, C, h, w), one tile at a time; its
+    (1, C', s*tile, s*tile) outputs are blended (`unpatchify`) into (B, C', s*h, s*w)."""
+    tiles, layout = patchify(x, tile, overlap)                       # (B*N, C, tile, tile)
+    out = torch.cat([fn(t[None]) for t in tiles])                    # (B*N, C', s*tile, s*tile)
+    shape = (x.shape[0], out.shape[1], x.shape[-2] * scale, x.shape[-1] * scale)
+    return unpatchify(out, make_layout(shape, tile * scale, overlap * scale))
+
+
+def dihedral(x: Tensor, k: int) -> Tensor:
+    """One of the 8 flips/rotations of (..., H, W): rotate by k % 4 quarter turns, flip if k >= 4."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return x.flip(-1) if k >= 4 else x
+
+
+def interior_mask(layout: PatchLayout) -> Tensor:
+    """(nh, nw) bool: the patch lies wholly inside the image (no replicate padding in it)."""
+    rows = torch.arange(layout.nh) * layout.stride + layout.patch_size <= layout.height
+    cols = torch.arange(layout.nw) * layout.stride + layout.patch_size <= layout.width
+    return rows[:, None] & cols[None, :]

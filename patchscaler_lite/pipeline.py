@@ -5,8 +5,8 @@
     out = pipe(lr, generator=torch.Generator().manual_seed(0))
     out.image                                            # (B, 3, 4h, 4w) in [0, 1]
 
-Patches overlap by `overlap` HR pixels and are blended with a raised-cosine window, so no seams
-show. The noise of image b is drawn on the CPU from generator[b] (or the single generator, image
+Patches overlap by `pgs.grouping.overlap` HR pixels and are blended with a raised-cosine window, so
+no seams show. The noise of image b is drawn on the CPU from generator[b] (or the single generator, image
 after image), then moved to the device: CPU and CUDA runs start from the same noise, and with a list
 of generators a batch equals its singles.
 """
@@ -14,21 +14,23 @@ of generators a batch equals its singles.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .denoiser import Denoiser, load_denoiser
+from .config import PGSConfig
+from .diffusion.denoiser import Denoiser, load_denoiser
+from .diffusion.sampling import sample_patches
+from .diffusion.schedule import from_signal, to_signal
 from .errors import PatchScalerError
-from .grouping import GROUP_NAMES, groups_from_quantiles, groups_from_thresholds
+from .grm.model import GlobalRestorationModule, load_grm, restore
+from .grouping import GROUP_NAMES, assign_groups
 from .image_io import check_image
-from .patches import patch_means, patchify, unpatchify
-from .restoration import GlobalRestorationModule, load_grm, restore
-from .sampling import PGSConfig, sample_patches
-from .schedule import from_signal, to_signal
-from .texture_memory import TextureMemory, load_memory, retrieve
+from .patches import PatchLayout, patch_means, patchify, unpatchify
+from .texture.memory import TextureMemory, retrieve
+from .texture.store import load_memory
 from .weights import WEIGHTS_DIR
 
 MAX_LR_PIXELS = 4_000_000     # LR inputs above this are refused (the x4 output would be 64 MP)
@@ -48,7 +50,11 @@ def _find(folder: Path, kind: str, preset: str) -> Path:
 
 @dataclass
 class PipelineOutput:
-    """Everything the pipeline computed. Images (B, C, H, W) in [0, 1]; maps (B, nh, nw)."""
+    """Everything the pipeline computed. Images (B, C, H, W) in [0, 1]; maps (B, nh, nw).
+
+    layout: where the N = B * nh * nw patches lie; noise: (N, 3, P, P), the standard normal the
+    shortcut starts were drawn from (CPU), so analyses never re-derive it.
+    """
 
     image: Tensor
     coarse: Tensor
@@ -57,6 +63,8 @@ class PipelineOutput:
     groups: Tensor
     counts: dict[str, int]
     patch_nfe: dict[str, int]
+    layout: PatchLayout
+    noise: Tensor
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -68,15 +76,24 @@ class PatchScalerPipeline:
     """The whole method, composed from its stages; every intermediate is returned."""
 
     def __init__(self, grm: GlobalRestorationModule, denoiser: Denoiser, memory: TextureMemory,
-                 pgs: PGSConfig | None = None, overlap: int = 8):
+                 pgs: PGSConfig | None = None):
         P = denoiser.cfg.dit.patch_size
         if memory.patch_size != P:
             raise PatchScalerError(f"memory patch size {memory.patch_size} != Patch-DiT patch size {P}")
-        if not 0 <= overlap < P // 2:
-            raise PatchScalerError(f"overlap must be in [0, {P // 2}), got {overlap}")
         self.grm, self.denoiser, self.memory = grm.eval(), denoiser.eval(), memory
-        self.pgs, self.overlap, self.patch_size = pgs or PGSConfig(), overlap, P
+        self.patch_size = P
+        self.pgs = self._checked(pgs or PGSConfig())
         self.device = torch.device("cpu")
+
+    def _checked(self, pgs: PGSConfig) -> PGSConfig:
+        if pgs.grouping.patch_size != self.patch_size:
+            raise PatchScalerError(f"grouping patch size {pgs.grouping.patch_size} != Patch-DiT patch "
+                                   f"size {self.patch_size}")
+        return pgs
+
+    @property
+    def overlap(self) -> int:
+        return self.pgs.grouping.overlap
 
     @classmethod
     def from_pretrained(cls, path=None, preset: str = "lite", **kwargs) -> PatchScalerPipeline:
@@ -106,54 +123,59 @@ class PatchScalerPipeline:
     @torch.no_grad()
     def __call__(self, lr: Tensor, *, generator=None, callback=None, pgs: PGSConfig | None = None,
                  texture: bool = True, progress=None) -> PipelineOutput:
-        """lr: (B, 3, h, w) or (3, h, w) in [0, 1] on the pipeline's device -> PipelineOutput."""
+        """lr: (B, 3, h, w) or (3, h, w) in [0, 1] on the pipeline's device -> PipelineOutput.
+
+        callback(StepInfo) after every denoiser call; texture=False: no texture prompt (ablation).
+        """
         lr = check_image(lr, "lr").to(self.device)
         if lr.shape[-1] * lr.shape[-2] > MAX_LR_PIXELS:
             raise PatchScalerError(f"input {lr.shape[-1]}x{lr.shape[-2]} exceeds the limit of "
                                    f"{MAX_LR_PIXELS:,} LR pixels; split it into tiles first")
-        pgs = pgs or self.pgs
-        sec, t0 = {}, time.perf_counter()
-
-        def lap(name):
-            nonlocal t0
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            sec[name] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-
+        pgs = self._checked(pgs or self.pgs)
+        clock = _Clock(self.device)
         coarse, conf = restore(self.grm, lr)                             # (B,3,H,W), (B,1,H,W)
-        lap("grm")
-        y0, layout = patchify(coarse, self.patch_size, self.overlap)     # (N, 3, P, P)
+        clock.lap("grm")
+        y0, layout = patchify(coarse, self.patch_size, pgs.grouping.overlap)   # (N, 3, P, P)
         q = patch_means(conf, layout)                                    # (B, nh, nw)
-        groups = groups_from_quantiles(q, pgs.quantiles) if pgs.quantiles is not None \
-            else groups_from_thresholds(q, pgs.thresholds)
-        lap("grouping")
+        groups = assign_groups(q, pgs.grouping)
+        clock.lap("grouping")
+        denoise = self._denoiser(y0, texture)
+        clock.lap("retrieval")
+        noise = self._noise([layout.patches_per_image] * lr.shape[0], generator)
+        x0, stats = sample_patches(denoise, to_signal(y0), groups.flatten(), pgs, noise.to(y0),
+                                   callback=callback, progress=progress)
+        clock.lap("sampling")
+        image = from_signal(unpatchify(x0, layout))
+        clock.lap("reassembly")
+        return PipelineOutput(
+            image=image, coarse=coarse, confidence=conf, qmap=q, groups=groups,
+            counts=dict(zip(GROUP_NAMES, stats.patches)),
+            patch_nfe=dict(zip(GROUP_NAMES, stats.patch_nfe)), layout=layout, noise=noise,
+            seconds=clock.seconds)
+
+    def _denoiser(self, y0: Tensor, texture: bool):
+        """denoise(x_t, t, y, idx) for the sampler, with each patch's texture prompt (or none)."""
         ids = sims = None
         if texture:
             ids, sims = retrieve(self.memory, y0, self.denoiser.cfg.dit.top_k)   # (N, K)
-        lap("retrieval")
-        eps = self._noise([layout.patches_per_image] * lr.shape[0], generator).to(y0)
+        cuda = self.device.type == "cuda"
 
         def denoise(x_t, t, y, idx):
             r = self.memory.values_float(ids[idx]) if texture else None   # (M, K, 3, P, P)
             s = sims[idx] if texture else None
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 return self.denoiser(x_t, t, y, r, s)
+        return denoise
 
-        x0, stats = sample_patches(denoise, to_signal(y0), groups.flatten(), pgs, eps,
-                                   callback=callback, progress=progress)
-        lap("sampling")
-        image = from_signal(unpatchify(x0, layout))
-        lap("reassembly")
-        return PipelineOutput(
-            image=image, coarse=coarse, confidence=conf, qmap=q, groups=groups,
-            counts=dict(zip(GROUP_NAMES, stats.patches)),
-            patch_nfe=dict(zip(GROUP_NAMES, stats.patch_nfe)), seconds=sec)
 
-    def with_pgs(self, **changes) -> PatchScalerPipeline:
-        """A shallow copy with PGS settings replaced (dataclasses.replace semantics)."""
-        other = PatchScalerPipeline.__new__(PatchScalerPipeline)
-        other.__dict__.update(self.__dict__)
-        other.pgs = replace(self.pgs, **changes)
-        return other
+class _Clock:
+    """Seconds per stage; synchronises CUDA before each reading."""
 
+    def __init__(self, device: torch.device):
+        self.device, self.seconds, self.t0 = device, {}, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.seconds[name] = time.perf_counter() - self.t0
+        self.t0 = time.perf_counter()

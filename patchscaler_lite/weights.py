@@ -98,3 +98,8 @@ def load_into(model: torch.nn.Module, state: dict, path) -> None:
             raise WeightsError(f"{path}: tensor {k} has shape {tuple(v.shape)}, the model expects "
                                f"{tuple(own[k].shape)}")
     model.load_state_dict(state)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters of a module."""
+    return sum(p.numel() for p in model.parameters())

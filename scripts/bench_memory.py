@@ -15,16 +15,12 @@ import time
 import pandas as pd
 import torch
 
+from patchscaler_lite.config import DescriptorConfig
 from patchscaler_lite.data import load_photos
-from patchscaler_lite.descriptor import DescriptorConfig, describe_raw
-from patchscaler_lite.kmeans import kmeans
-from patchscaler_lite.texture_memory import (
-    build_memory,
-    extract_patches,
-    retrieve,
-    sample_positions,
-    search,
-)
+from patchscaler_lite.texture.gabor import describe_raw
+from patchscaler_lite.texture.kmeans import kmeans
+from patchscaler_lite.texture.memory import build_memory, retrieve, search
+from patchscaler_lite.texture.patch_sampling import extract_patches, sample_positions
 
 
 def _time(fn, repeat: int = 1):

@@ -12,10 +12,10 @@ import warnings
 import pandas as pd
 import torch
 
+from patchscaler_lite.config import GroupingConfig, PGSConfig
 from patchscaler_lite.data import crop_to_scale, degrade, load_photos
-from patchscaler_lite.metrics import niqe, psnr
+from patchscaler_lite.eval.metrics import niqe, psnr
 from patchscaler_lite.pipeline import PatchScalerPipeline
-from patchscaler_lite.sampling import PGSConfig
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--split", default="val")
@@ -38,14 +38,14 @@ for starts, steps, q in [
         ((50, 200, 350), (1, 3, 6), (0.65, 0.25)), ((50, 200, 350), (1, 4, 6), (0.72, 0.2)),
         ((50, 150, 350), (1, 2, 6), (0.5, 0.4)), ((50, 150, 350), (1, 2, 6), (0.4, 0.5)),
         ((50, 200, 350), (1, 2, 6), (0.4, 0.5))]:
-    cands.append(("pgs", PGSConfig(starts=starts, steps=steps, quantiles=q)))
+    cands.append(("pgs", PGSConfig(starts=starts, steps=steps, grouping=GroupingConfig(quantiles=q))))
 rows = []
 for kind, cfg in cands:
     for name, hr in photos.items():
         out = pipe(degrade(hr, 4), generator=torch.Generator().manual_seed(0), pgs=cfg)
         rows.append({"kind": kind, "starts": cfg.starts if cfg.uniform is None else cfg.uniform[:1],
                      "steps": cfg.steps if cfg.uniform is None else cfg.uniform[1:],
-                     "quantiles": cfg.quantiles if cfg.uniform is None else None,
+                     "quantiles": cfg.grouping.quantiles if cfg.uniform is None else None,
                      "image": name, "psnr": psnr(out.image, hr), "niqe": niqe(out.image),
                      "patch_nfe": out.total_nfe, "sec": sum(out.seconds.values())})
     print(rows[-1])

@@ -77,9 +77,9 @@ def rand_uint8():
 def tiny_models():
     """tiny_models() -> (GRM, Denoiser): fresh tiny presets, seeded, weights slightly perturbed so
     that a pipeline built on them is not an identity (zero-initialised heads)."""
-    from patchscaler_lite.config import GRM_PRESETS
-    from patchscaler_lite.denoiser import DENOISER_PRESETS, Denoiser
-    from patchscaler_lite.restoration import GlobalRestorationModule
+    from patchscaler_lite.config import PRESETS
+    from patchscaler_lite.diffusion.denoiser import Denoiser
+    from patchscaler_lite.grm.model import GlobalRestorationModule
 
     def perturb(module, scale, seed):
         g = torch.Generator().manual_seed(seed)
@@ -90,6 +90,6 @@ def tiny_models():
 
     def make():
         torch.manual_seed(0)
-        grm = perturb(GlobalRestorationModule(GRM_PRESETS["tiny"]), 0.02, 1)
-        return grm, perturb(Denoiser(DENOISER_PRESETS["tiny"]), 0.02, 2)
+        grm = perturb(GlobalRestorationModule(PRESETS["tiny"].grm), 0.02, 1)
+        return grm, perturb(Denoiser(PRESETS["tiny"].dit), 0.02, 2)
     return make

@@ -11,17 +11,17 @@ import torch
 from PIL import Image
 
 from patchscaler_lite.cli import main
-from patchscaler_lite.config import GRM_PRESETS
+from patchscaler_lite.config import PRESETS
 from patchscaler_lite.data import degrade, load_photos
+from patchscaler_lite.grm.model import GlobalRestorationModule
 from patchscaler_lite.image_io import save_image
-from patchscaler_lite.restoration import GlobalRestorationModule
 from patchscaler_lite.weights import save_weights
 
 
 @pytest.fixture(scope="module")
 def tiny_grm(tmp_path_factory):
     torch.manual_seed(0)
-    m = GlobalRestorationModule(GRM_PRESETS["tiny"])
+    m = GlobalRestorationModule(PRESETS["tiny"].grm)
     path = tmp_path_factory.mktemp("w") / "grm_tiny.safetensors"
     save_weights(path, m.state_dict(), "grm", m.cfg.to_dict())
     return path
@@ -63,7 +63,9 @@ def test_qmap_with_the_shipped_weights(tmp_path, lr_png, capsys):
     code, out, _ = run(["qmap", lr_png, "-o", tmp_path, "--quantiles", "0.5,0.3"], capsys)
     assert code == 0
     counts = [int(w) for w in out.split() if w.isdigit()]
-    assert counts[-3:] == [15, 9, 6]        # 30 patches of 32 px in 192x160: 50% / 30% / 20%
+    # the pipeline's grouping: 32 px patches overlapping by 8 (stride 24) in 192x160 -> 8 x 7 = 56
+    # patches: 50% / 30% / 20% = 28 / round(16.8) / the rest
+    assert counts[-3:] == [28, 17, 11]
 
 
 def test_existing_outputs_need_force(tmp_path, lr_png, capsys, tiny_grm):
@@ -175,14 +177,15 @@ def test_module_entry_point_exits_nonzero_with_one_line():
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
     """A folder with tiny GRM, Patch-DiT and texture memory files, as `--weights` expects."""
-    from patchscaler_lite.denoiser import DENOISER_PRESETS, Denoiser
-    from patchscaler_lite.texture_memory import build_memory, save_memory
+    from patchscaler_lite.diffusion.denoiser import Denoiser
+    from patchscaler_lite.texture.memory import build_memory
+    from patchscaler_lite.texture.store import save_memory
 
     d = tmp_path_factory.mktemp("tiny_weights")
     torch.manual_seed(0)
-    grm = GlobalRestorationModule(GRM_PRESETS["tiny"])
+    grm = GlobalRestorationModule(PRESETS["tiny"].grm)
     save_weights(d / "grm_tiny.safetensors", grm.state_dict(), "grm", grm.cfg.to_dict())
-    den = Denoiser(DENOISER_PRESETS["tiny"])
+    den = Denoiser(PRESETS["tiny"].dit)
     save_weights(d / "dit_tiny.safetensors", den.state_dict(), "dit", den.cfg.to_dict())
     photos = {k: v[:, :96, :96] for k, v in list(load_photos("train").items())[:2]}
     save_memory(build_memory(photos, 8, n_patches=64, iters=3,

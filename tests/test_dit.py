@@ -1,11 +1,12 @@
 import torch
 
-from patchscaler_lite.dit import DIT_PRESETS, PatchDiT
+from patchscaler_lite.config import PRESETS
+from patchscaler_lite.diffusion.dit import PatchDiT
 
 
 def _inputs(m=3, seed=0):
     g = torch.Generator().manual_seed(seed)
-    cfg = DIT_PRESETS["tiny"]
+    cfg = PRESETS["tiny"].dit.dit
     P = cfg.patch_size
     x = torch.randn(m, 3, P, P, generator=g)
     y0 = torch.rand(m, 3, P, P, generator=g) * 2 - 1

@@ -25,6 +25,11 @@ def blocks(values, P: int) -> torch.Tensor:
     return v.repeat_interleave(P, 0).repeat_interleave(P, 1)[None, None]
 
 
+def cfg(P: int, *, thresholds=(0.6, 0.3), quantiles=None, overlap: int = 0) -> GroupingConfig:
+    """GroupingConfig for P x P patches; by thresholds unless quantiles are given, no overlap."""
+    return GroupingConfig(patch_size=P, overlap=overlap, quantiles=quantiles, thresholds=thresholds)
+
+
 def test_qmap_of_constant_blocks_is_the_block_values():
     vals = [[0.9, 0.5, 0.125], [0.75, 0.25, 0.0625]]
     q, layout = qmap(blocks(vals, 4), 4)
@@ -44,7 +49,7 @@ def test_qmap_averages_valid_pixels_only():
 def test_thresholds_hand_made_map():
     # gamma1 = 0.75, gamma2 = 0.25 (exact in binary, so the boundaries are tested exactly)
     vals = [[0.9, 0.75, 0.5], [0.25, 0.1, 0.76]]
-    g = group_patches(blocks(vals, 2), 2, thresholds=(0.75, 0.25))
+    g = group_patches(blocks(vals, 2), cfg(2, thresholds=(0.75, 0.25)))
     # q == gamma1 is Medium, q == gamma2 is Hard
     expected = [[SIMPLE, MEDIUM, MEDIUM], [HARD, HARD, SIMPLE]]
     assert g.groups.tolist() == [expected]
@@ -65,7 +70,7 @@ def test_bad_thresholds_raise(th):
     with pytest.raises(ValueError, match="threshold"):
         groups_from_thresholds(torch.rand(1, 2, 2), th)
     with pytest.raises(ValueError, match="threshold"):
-        group_patches(torch.rand(1, 1, 8, 8), 4, thresholds=th)
+        group_patches(torch.rand(1, 1, 8, 8), cfg(4, thresholds=th))
     with pytest.raises(ValueError, match="threshold"):
         GroupingConfig(thresholds=th)
 
@@ -78,7 +83,7 @@ def test_unordered_thresholds_message_names_both():
 
 def test_quantiles_hand_made_map():
     vals = [[0.1, 0.9, 0.3, 0.7, 0.5], [0.2, 0.8, 0.4, 0.6, 0.05]]  # 10 distinct values
-    g = group_patches(blocks(vals, 2), 2, quantiles=(0.2, 0.3))
+    g = group_patches(blocks(vals, 2), cfg(2, quantiles=(0.2, 0.3)))
     # top 2 (0.9, 0.8) Simple, next 3 (0.7, 0.6, 0.5) Medium, other 5 Hard
     expected = [[HARD, SIMPLE, HARD, MEDIUM, MEDIUM], [HARD, SIMPLE, HARD, MEDIUM, HARD]]
     assert g.groups.tolist() == [expected]
@@ -87,7 +92,7 @@ def test_quantiles_hand_made_map():
 
 def test_quantiles_win_over_thresholds():
     conf = blocks([[0.9, 0.8, 0.7, 0.6]], 2)
-    g = group_patches(conf, 2, thresholds=(0.95, 0.85), quantiles=(0.5, 0.5))
+    g = group_patches(conf, cfg(2, thresholds=(0.95, 0.85), quantiles=(0.5, 0.5)))
     assert g.groups.tolist() == [[[SIMPLE, SIMPLE, MEDIUM, MEDIUM]]]
 
 
@@ -140,7 +145,7 @@ def test_confidence_shape_is_checked():
 
 def test_grouping_with_overlap_and_odd_sizes():
     conf = torch.rand(2, 1, 37, 23, generator=torch.Generator().manual_seed(0))
-    g = group_patches(conf, 8, overlap=2)
+    g = group_patches(conf, cfg(8, overlap=2))
     assert g.qmap.shape == g.groups.shape == (2, g.layout.nh, g.layout.nw)
     assert sum(g.counts.values()) == g.groups.numel()
 

@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-CORE = ["config", "errors", "image_io", "data", "patches", "restoration", "grouping", "weights",
-        "metrics", "training"]
+CORE = ["config", "errors", "image_io", "data", "patches", "grm.model", "grouping", "weights",
+        "eval.metrics", "grm.pairs", "grm.training", "trainer"]
 
 SCRIPT = f"""
 import json, sys

@@ -10,8 +10,9 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from patchscaler_lite import data, metrics
+from patchscaler_lite import data
 from patchscaler_lite.errors import ImageError, PatchScalerError
+from patchscaler_lite.eval import metrics
 from patchscaler_lite.image_io import to_uint8
 
 
@@ -87,7 +88,7 @@ def test_every_offline_metric_is_registered():
 
 DEEP_METRIC_SCRIPT = """
 import json, sys
-from patchscaler_lite import metrics
+from patchscaler_lite.eval import metrics
 try:
     metrics.get_metric("lpips")
 except metrics.MetricWeightsError as e:

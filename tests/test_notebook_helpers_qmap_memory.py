@@ -9,18 +9,22 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from patchscaler_lite import viz_memory, viz_qmap, widgets  # noqa: E402
-from patchscaler_lite.descriptor import descriptor_for, gabor_bank  # noqa: E402
-from patchscaler_lite.grouping import qmap  # noqa: E402
-from patchscaler_lite.restoration import confidence_optimum  # noqa: E402
-from patchscaler_lite.texture_memory import search  # noqa: E402
+from patchscaler_lite.config import descriptor_for  # noqa: E402
+from patchscaler_lite.eval import difficulty, retrieval  # noqa: E402
+from patchscaler_lite.grm.model import confidence_bracket, confidence_optimum  # noqa: E402
+from patchscaler_lite.grouping import patch_nfe, qmap  # noqa: E402
+from patchscaler_lite.texture.gabor import gabor_bank  # noqa: E402
+from patchscaler_lite.texture.memory import search  # noqa: E402
+from patchscaler_lite.viz import memory as viz_memory  # noqa: E402
+from patchscaler_lite.viz import qmap as viz_qmap  # noqa: E402
+from patchscaler_lite.viz import widgets  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- notebook 01
 def test_minimise_bracket_matches_closed_form():
     eta = 1e-4
     err2 = eta * torch.tensor([0.01, 0.5, 1.0, 2.0, 10.0, 100.0, 1e4])
-    c = viz_qmap.minimise_bracket(err2, eta)
+    c = difficulty.minimise_bracket(err2, eta)
     torch.testing.assert_close(c, confidence_optimum(err2, eta), rtol=1e-3, atol=1e-6)
 
 
@@ -28,15 +32,15 @@ def test_minimise_bracket_is_a_minimum_on_a_grid():
     # oracle: brute force over a fine grid of C in (0, 1]
     eta, err2 = 1e-3, torch.tensor([3e-3, 5e-2])
     grid = torch.logspace(-5, 0, 20001, dtype=torch.float64)
-    best = grid[viz_qmap.bracket(grid[:, None], err2.double(), eta).argmin(0)]
-    torch.testing.assert_close(viz_qmap.minimise_bracket(err2, eta).double(), best, rtol=2e-3, atol=0)
+    best = grid[confidence_bracket(grid[:, None], err2.double(), eta).argmin(0)]
+    torch.testing.assert_close(difficulty.minimise_bracket(err2, eta).double(), best, rtol=2e-3, atol=0)
 
 
 def test_patch_stats_against_loops():
     g = torch.Generator().manual_seed(0)
     hr, coarse, bic = (torch.rand(1, 3, 16, 24, generator=g) for _ in range(3))
     conf = torch.rand(1, 1, 16, 24, generator=g)
-    st = viz_qmap.patch_stats(hr, coarse, conf, bic, 8)
+    st = difficulty.patch_stats(hr, coarse, conf, bic, 8)
     assert st["qmap"].shape == (2, 3) and st["mse"].shape == (6,)
     for k, (r, c) in enumerate((r, c) for r in range(2) for c in range(3)):
         win = (..., slice(8 * r, 8 * r + 8), slice(8 * c, 8 * c + 8))
@@ -48,24 +52,24 @@ def test_patch_stats_against_loops():
 def test_binned_mean_against_numpy_oracle():
     rng = np.random.default_rng(0)
     score, err = rng.normal(size=103), rng.random(103)
-    ranks, means = viz_qmap.binned_mean(score, err, bins=5)
+    ranks, means = difficulty.binned_mean(score, err, bins=5)
     parts = np.array_split(np.argsort(score, kind="stable"), 5)
     np.testing.assert_allclose(means, [err[p].mean() for p in parts])
     assert np.all(np.diff(ranks) > 0) and 0 < ranks[0] < ranks[-1] < 1
     # a score equal to the error gives an increasing curve
-    assert np.all(np.diff(viz_qmap.binned_mean(err, err, 5)[1]) > 0)
+    assert np.all(np.diff(difficulty.binned_mean(err, err, 5)[1]) > 0)
 
 
 def test_patch_nfe():
-    assert viz_qmap.patch_nfe({"simple": 10, "medium": 4, "hard": 2}, (1, 2, 6)) == 10 + 8 + 12
-    assert viz_qmap.patch_nfe(torch.tensor([3, 0, 1]), (1, 2, 6)) == 9
+    assert patch_nfe({"simple": 10, "medium": 4, "hard": 2}, (1, 2, 6)) == 10 + 8 + 12
+    assert patch_nfe(torch.tensor([3, 0, 1]), (1, 2, 6)) == 9
 
 
 def test_qmap_figures_draw():
     g = torch.Generator().manual_seed(1)
     img, hr = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 3, 64, 64, generator=g)
     conf = torch.rand(1, 1, 64, 64, generator=g)
-    st = viz_qmap.patch_stats(hr, img, conf, img, 16)
+    st = difficulty.patch_stats(hr, img, conf, img, 16)
     groups = torch.randint(0, 3, (4, 4), generator=g)
     figs = [viz_qmap.plot_bracket(torch.tensor([1e-5, 1e-3]), 1e-4, torch.tensor([1.0, 0.1])),
             viz_qmap.plot_grm_maps(img[..., ::4, ::4], img, conf, hr),
@@ -104,7 +108,7 @@ def test_gabor_kernels_give_back_the_bank():
 
 def test_pca_2d_matches_covariance_eigenvectors_up_to_sign():
     x = torch.randn(50, 6, generator=torch.Generator().manual_seed(0)) * torch.arange(1, 7)
-    ours = viz_memory.pca_2d(x).numpy()
+    ours = retrieval.pca_2d(x).numpy()
     xc = x.numpy().astype(np.float64) - x.numpy().mean(0)
     w, v = np.linalg.eigh(np.cov(xc, rowvar=False))           # ascending eigenvalues
     ref = xc @ v[:, ::-1][:, :2]                              # scores on the top two axes
@@ -114,7 +118,7 @@ def test_pca_2d_matches_covariance_eigenvectors_up_to_sign():
 
 def test_spread_subset_is_farthest_point():
     pts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [0.0, 5.0]])
-    idx = viz_memory.spread_subset(pts, 3).tolist()
+    idx = retrieval.spread_subset(pts, 3).tolist()
     assert idx[0] == 1 and idx[1] == 2 and idx[2] == 3 and len(set(idx)) == 3
 
 
@@ -125,7 +129,7 @@ def test_retrieval_sweep_with_m_equal_n_is_nearest_neighbour():
     xs = torch.randint(0, 3, (40,), generator=g)
     q = torch.nn.functional.normalize(torch.randn(30, 5, generator=g), dim=1)
     qs = torch.randint(0, 3, (30,), generator=g)
-    rows = viz_memory.retrieval_sweep(x, xs, q, qs, sizes=[40], ks=(1, 3))
+    rows = retrieval.retrieval_sweep(x, xs, q, qs, sizes=[40], ks=(1, 3))
     nn = (q @ x.T).argmax(1)
     assert rows[0]["top1"] == pytest.approx((xs[nn] == qs).float().mean().item())
     top3 = (q @ x.T).topk(3, dim=1).indices
@@ -139,7 +143,7 @@ def test_retrieval_sweep_separable_clusters_are_found():
     x = torch.nn.functional.normalize(centres[xs] + 0.05 * torch.randn(100, 4, generator=g), dim=1)
     qs = torch.arange(4).repeat(5)
     q = torch.nn.functional.normalize(centres[qs] + 0.05 * torch.randn(20, 4, generator=g), dim=1)
-    rows = viz_memory.retrieval_sweep(x, xs, q, qs, sizes=[4, 8], ks=(1,))
+    rows = retrieval.retrieval_sweep(x, xs, q, qs, sizes=[4, 8], ks=(1,))
     assert [r["top1"] for r in rows] == [1.0, 1.0]
 
 
@@ -147,7 +151,7 @@ def test_confident_failures_order():
     qs = torch.tensor([0, 1, 2, 0, 1])
     top = torch.tensor([0, 2, 1, 1, 1])                                 # wrong: 1, 2, 3
     sims = torch.tensor([0.9, 0.5, 0.7, 0.8, 0.95])
-    assert viz_memory.confident_failures(qs, top, sims, 2).tolist() == [3, 2]
+    assert retrieval.confident_failures(qs, top, sims, 2).tolist() == [3, 2]
 
 
 def test_memory_figures_draw():
@@ -168,7 +172,7 @@ def test_memory_figures_draw():
 
 
 def test_search_agrees_with_sweep_keys_shape():
-    # retrieval_sweep relies on texture_memory.search returning best-first indices
+    # retrieval_sweep relies on texture.memory.search returning best-first indices
     x = torch.nn.functional.normalize(torch.randn(10, 3, generator=torch.Generator().manual_seed(3)), dim=1)
     idx, sims = search(x[:2], x, 2)
     assert idx[:, 0].tolist() == [0, 1] and torch.all(sims[:, 0] >= sims[:, 1])

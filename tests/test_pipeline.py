@@ -3,14 +3,13 @@
 import pytest
 import torch
 
-from patchscaler_lite.config import GRM_PRESETS
+from patchscaler_lite.config import PRESETS, GroupingConfig, PGSConfig
 from patchscaler_lite.data import crop_to_scale, degrade, load_photos
-from patchscaler_lite.denoiser import DENOISER_PRESETS, Denoiser
+from patchscaler_lite.diffusion.denoiser import Denoiser
 from patchscaler_lite.errors import PatchScalerError
+from patchscaler_lite.grm.model import GlobalRestorationModule
 from patchscaler_lite.pipeline import PatchScalerPipeline
-from patchscaler_lite.restoration import GlobalRestorationModule
-from patchscaler_lite.sampling import PGSConfig
-from patchscaler_lite.texture_memory import build_memory
+from patchscaler_lite.texture.memory import build_memory
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +23,9 @@ def pipe(tiny_models):
     grm, den = tiny_models()
     photos = {k: v[:, :160, :160] for k, v in list(load_photos("train").items())[:3]}
     mem = build_memory(photos, 16, n_patches=256, iters=5, generator=torch.Generator().manual_seed(0))
-    pgs = PGSConfig(starts=(50, 100, 200), steps=(1, 2, 3), quantiles=(0.4, 0.3), batch_size=16)
-    return PatchScalerPipeline(grm, den, mem, pgs=pgs, overlap=8)
+    grouping = GroupingConfig(patch_size=den.cfg.dit.patch_size, overlap=8, quantiles=(0.4, 0.3))
+    pgs = PGSConfig(starts=(50, 100, 200), steps=(1, 2, 3), batch_size=16, grouping=grouping)
+    return PatchScalerPipeline(grm, den, mem, pgs=pgs)
 
 
 def test_output_fields_and_exact_nfe(pipe, photo):
@@ -130,19 +130,19 @@ def test_an_image_too_large_is_refused_with_the_limit_named(pipe):
 
 
 def test_mismatched_weights_are_refused(tmp_path):
-    from patchscaler_lite.denoiser import load_denoiser
+    from patchscaler_lite.diffusion.denoiser import load_denoiser
     from patchscaler_lite.errors import WeightsError
-    from patchscaler_lite.texture_memory import save_memory
+    from patchscaler_lite.texture.store import save_memory
     from patchscaler_lite.weights import save_weights
 
-    den = Denoiser(DENOISER_PRESETS["tiny"])
+    den = Denoiser(PRESETS["tiny"].dit)
     save_weights(tmp_path / "dit_x.safetensors", den.state_dict(), "dit", den.cfg.to_dict())
     with pytest.raises(WeightsError, match="dim=32 in the file, 128 requested"):
-        load_denoiser(tmp_path / "dit_x.safetensors", expect=DENOISER_PRESETS["lite"])
+        load_denoiser(tmp_path / "dit_x.safetensors", expect=PRESETS["lite"].dit)
     # a folder whose memory was built for 16 px patches cannot serve a 32 px Patch-DiT
-    grm = GlobalRestorationModule(GRM_PRESETS["tiny"])
+    grm = GlobalRestorationModule(PRESETS["tiny"].grm)
     save_weights(tmp_path / "grm_x.safetensors", grm.state_dict(), "grm", grm.cfg.to_dict())
-    from patchscaler_lite.descriptor import descriptor_for
+    from patchscaler_lite.config import descriptor_for
 
     photos = {k: v[:, :64, :64] for k, v in list(load_photos("train").items())[:2]}
     mem = build_memory(photos, 4, descriptor_for(16), n_patches=32, iters=2,

@@ -23,7 +23,7 @@ import torch
 REFERENCE = Path(__file__).parent / "data" / "realesrgan_reference.npz"
 PHOTO, CROP = "astronaut.png", (24, 44, 24)     # LR crop (top, left, size) of the x4-down photo
 
-rg = pytest.importorskip("patchscaler_lite.realesrgan")
+rg = pytest.importorskip("patchscaler_lite.eval.peers.realesrgan")
 from patchscaler_lite.errors import WeightsError  # noqa: E402
 
 

@@ -7,18 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from patchscaler_lite import data, training
-from patchscaler_lite.config import GRM_PRESETS, GRM_TRAIN_PRESETS, GRMTrainConfig
+from patchscaler_lite import data
+from patchscaler_lite.config import PRESETS, GRMTrainConfig
 from patchscaler_lite.errors import PatchScalerError
-from patchscaler_lite.restoration import (
+from patchscaler_lite.grm import pairs, training
+from patchscaler_lite.grm.model import (
     GlobalRestorationModule,
     confidence_loss,
     confidence_optimum,
-    count_parameters,
     load_grm,
 )
+from patchscaler_lite.patches import dihedral
+from patchscaler_lite.trainer import lr_at
+from patchscaler_lite.weights import count_parameters
 
-TINY = GRM_PRESETS["tiny"]
+TINY = PRESETS["tiny"].grm
 
 
 def tiny_grm(seed: int = 0, **changes) -> GlobalRestorationModule:
@@ -169,7 +172,7 @@ def small_sets(train_photos, val_photos):
 
 
 def test_train_grm_writes_loadable_weights_and_report(tmp_path, small_sets):
-    tc = GRM_TRAIN_PRESETS["tiny"]
+    tc = PRESETS["tiny"].grm_train
     report = training.train_grm(TINY, tc, *small_sets, tmp_path, progress=False, command="test")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["checkpoint.pt", "grm_tiny.json", "grm_tiny.report.json",
@@ -180,8 +183,8 @@ def test_train_grm_writes_loadable_weights_and_report(tmp_path, small_sets):
     model = load_grm(tmp_path / "grm_tiny.safetensors", expect=TINY)
     assert not model.training
     # The saved network is the EMA; its validation PSNR is what the report says.
-    val_pairs = training.make_pairs(list(small_sets[1].values()), 4, tc.degradation)
-    assert training.evaluate(model, val_pairs, "cpu")["grm"] == pytest.approx(
+    val_pairs = pairs.make_pairs(list(small_sets[1].values()), 4, tc.degradation)
+    assert pairs.evaluate(model, val_pairs, "cpu")["grm"] == pytest.approx(
         report["history"][-1]["val_psnr"], abs=1e-3)
 
 
@@ -195,11 +198,11 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, small_sets, 
 
     calls = []
 
-    def crash_at_step_8(model, pairs, device):
+    def crash_at_step_8(model, val_pairs, device):
         calls.append(1)
         if len(calls) == 2:                                        # the evaluation at step 8
             raise KeyboardInterrupt
-        return real_evaluate(model, pairs, device)
+        return real_evaluate(model, val_pairs, device)
 
     monkeypatch.setattr(training, "evaluate", crash_at_step_8)
     with pytest.raises(KeyboardInterrupt):
@@ -220,7 +223,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, small_sets, 
 
 def test_lr_schedule_warms_up_then_decays():
     tc = GRMTrainConfig(iters=100, warmup=10, lr=1e-3, min_lr_ratio=0.01)
-    lrs = [training.lr_at(s, tc) for s in range(100)]
+    lrs = [lr_at(s, tc) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[9:-1], lrs[10:], strict=True))
     assert lrs[-1] >= 1e-5 and lrs[-1] < 1e-4
@@ -228,16 +231,16 @@ def test_lr_schedule_warms_up_then_decays():
 
 def test_dihedral_covers_the_eight_symmetries():
     x = torch.arange(9.0).view(1, 3, 3)
-    outs = {tuple(training.dihedral(x, k).flatten().tolist()) for k in range(8)}
+    outs = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
     assert len(outs) == 8
 
 
 def test_aligned_crop_pairs_match_degrading_the_crop(crops):
     """An LR crop cut at LR-aligned positions equals (up to the border) the degraded HR crop."""
     hr, _ = crops
-    pairs = training.make_pairs([hr[0]], 4, "bicubic")
+    crop_pairs = pairs.make_pairs([hr[0]], 4, "bicubic")
     g = torch.Generator().manual_seed(0)
-    lr_b, hr_b = training.sample_batch(pairs, 3, 32, 4, g)
+    lr_b, hr_b = pairs.sample_crops(crop_pairs, 3, 32, 4, g)
     assert lr_b.shape == (3, 3, 8, 8) and hr_b.shape == (3, 3, 32, 32)
     inner = (data.degrade(hr_b, 4) - lr_b)[..., 2:-2, 2:-2]         # kernel radius: 2 LR px
     assert inner.abs().max() <= 1 / 255 + 1e-6
@@ -245,7 +248,7 @@ def test_aligned_crop_pairs_match_degrading_the_crop(crops):
 
 def test_tiled_restore_matches_whole_image(rand_image):
     """Overlapping LR tiles, blended at HR, agree with one pass except for tile-border effects."""
-    from patchscaler_lite.restoration import restore
+    from patchscaler_lite.grm.model import restore
 
     model = tiny_grm().eval()
     perturb(model, 3)

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from patchscaler_lite.config import PGSConfig, check_schedule
+from patchscaler_lite.diffusion.sampling import sample_patches
 from patchscaler_lite.errors import PatchScalerError
-from patchscaler_lite.sampling import PGSConfig, check_schedule, sample_patches
 
 
 def oracle(x0_true):
@@ -48,7 +49,7 @@ def test_callback_sees_every_step():
     seen = []
     cfg = PGSConfig(starts=(10, 20, 30), steps=(1, 2, 3))
     sample_patches(denoise, x0, torch.tensor([0, 1, 2, 2, 1, 0]), cfg, torch.randn_like(x0),
-                   callback=lambda g, i, t, x, x0h, idx: seen.append((g, i, t)))
+                   callback=lambda s: seen.append((s.group, s.step, s.t)))
     assert seen == [(0, 0, 10), (1, 0, 20), (1, 1, 10), (2, 0, 30), (2, 1, 20), (2, 2, 10)]
 
 

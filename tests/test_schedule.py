@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from patchscaler_lite.errors import PatchScalerError
-from patchscaler_lite.schedule import (
-    T_MAX,
+from patchscaler_lite.config import T_MAX
+from patchscaler_lite.diffusion.schedule import (
     alpha_bar,
     ddim_step,
     from_signal,
@@ -12,6 +11,7 @@ from patchscaler_lite.schedule import (
     timesteps_for,
     to_signal,
 )
+from patchscaler_lite.errors import PatchScalerError
 
 
 def test_alpha_bar_is_a_decreasing_vp_schedule():

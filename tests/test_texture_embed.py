@@ -10,18 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from patchscaler_lite.descriptor import DescriptorConfig
+from patchscaler_lite.config import DescriptorConfig, EmbedderConfig
 from patchscaler_lite.errors import PatchScalerError, WeightsError
-from patchscaler_lite.texture_embed import EmbedderConfig, TextureEmbedder, train_embedder
-from patchscaler_lite.texture_memory import (
-    build_memory,
-    extract_patches,
-    load_memory,
-    retrieve,
-    sample_positions,
-    save_memory,
-    search,
-)
+from patchscaler_lite.texture.key_network import TextureEmbedder, train_embedder
+from patchscaler_lite.texture.memory import build_memory, retrieve, search
+from patchscaler_lite.texture.patch_sampling import extract_patches, sample_positions
+from patchscaler_lite.texture.store import load_memory, save_memory
 
 P = 16
 CFG = DescriptorConfig(patch_size=P, scales=2, orientations=4, min_wavelength=4.0)
@@ -127,7 +121,7 @@ def test_embedder_patch_size_must_match_the_memory(trained):
 
 
 def test_cli_build_learned_memory(tmp_path):
-    from patchscaler_lite import memory_cli
+    from patchscaler_lite.cli import memory as memory_cli
 
     (tmp_path / "imgs").mkdir()
     for name, im in _textures().items():

@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from patchscaler_lite.errors import PatchScalerError
-from patchscaler_lite.texture_encoder import (
-    TEXTURE_ENCODER_PRESETS,
+from patchscaler_lite.config import TextureEncoderConfig
+from patchscaler_lite.diffusion.prompt_encoder import (
     SimilarityAwareTextureEncoder,
-    TextureEncoderConfig,
     similarity_features,
 )
+from patchscaler_lite.errors import PatchScalerError
 
-CFG = TEXTURE_ENCODER_PRESETS["tiny"]
+CFG = TextureEncoderConfig(patch_size=16, token_size=8, dim=16, max_k=4, sim_freqs=4)  # "tiny"
 
 
 def _inputs(B=3, K=4, seed=0):

@@ -11,8 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from patchscaler_lite.descriptor import (
-    DescriptorConfig,
+from patchscaler_lite.config import DescriptorConfig
+from patchscaler_lite.errors import PatchScalerError, WeightsError
+from patchscaler_lite.patches import dihedral
+from patchscaler_lite.texture.gabor import (
     describe,
     describe_raw,
     feature_names,
@@ -20,18 +22,10 @@ from patchscaler_lite.descriptor import (
     gabor_energy,
     gabor_energy_direct,
 )
-from patchscaler_lite.errors import PatchScalerError, WeightsError
-from patchscaler_lite.kmeans import kmeans, representatives
-from patchscaler_lite.texture_memory import (
-    build_memory,
-    dihedral,
-    extract_patches,
-    load_memory,
-    retrieve,
-    sample_positions,
-    save_memory,
-    search,
-)
+from patchscaler_lite.texture.kmeans import kmeans, representatives
+from patchscaler_lite.texture.memory import build_memory, retrieve, search
+from patchscaler_lite.texture.patch_sampling import extract_patches, sample_positions
+from patchscaler_lite.texture.store import load_memory, save_memory
 
 CFG = DescriptorConfig(patch_size=16, scales=2, orientations=4, min_wavelength=4.0)
 
@@ -158,7 +152,7 @@ def test_retrieve_shapes_and_self_retrieval():
 
 def test_coarse_twins_align_with_the_hr_images():
     from patchscaler_lite.data import bicubic_up
-    from patchscaler_lite.texture_memory import coarse_twins
+    from patchscaler_lite.texture.memory import coarse_twins
 
     ims = {"a": torch.rand(3, 42, 37, generator=torch.Generator().manual_seed(0))}
     twin = coarse_twins(ims, lambda lr: bicubic_up(lr, 4))["a"]
@@ -214,7 +208,7 @@ def test_corrupt_memory_files(tmp_path):
 
 # ---------------------------------------------------------------- CLI handlers
 def _parse(argv):
-    from patchscaler_lite import memory_cli
+    from patchscaler_lite.cli import memory as memory_cli
 
     ap = argparse.ArgumentParser()
     memory_cli.add_parser(ap.add_subparsers(dest="command", required=True))
@@ -229,12 +223,12 @@ def _write_pngs(folder, n=3, size=40):
 
 
 def _tiny_grm(path):
-    from patchscaler_lite.config import GRM_PRESETS
-    from patchscaler_lite.restoration import GlobalRestorationModule
+    from patchscaler_lite.config import PRESETS
+    from patchscaler_lite.grm.model import GlobalRestorationModule
     from patchscaler_lite.weights import save_weights
 
     torch.manual_seed(0)
-    cfg = GRM_PRESETS["tiny"]
+    cfg = PRESETS["tiny"].grm
     return save_weights(path, GlobalRestorationModule(cfg).state_dict(), "grm", cfg.to_dict())
 
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from patchscaler_lite.config import GRM_PRESETS
+from patchscaler_lite.config import PRESETS
 from patchscaler_lite.errors import WeightsError
-from patchscaler_lite.restoration import GlobalRestorationModule, load_grm
+from patchscaler_lite.grm.model import GlobalRestorationModule, load_grm
 from patchscaler_lite.weights import load_state, read_metadata, save_weights
 
-TINY = GRM_PRESETS["tiny"]
+TINY = PRESETS["tiny"].grm
 
 
 @pytest.fixture

@@ -1,0 +1,31 @@
+"""`bench`: speed and quality of every method on a folder of HR photos (table, JSON, CSV, plot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..jobs.bench import bench_files
+from .common import add_device, add_grouping, pgs_from_args, resolve_device
+
+
+def add_parser(sub) -> None:
+    b = sub.add_parser("bench", help="speed/quality of bicubic, Real-ESRGAN, GRM, uniform, PGS")
+    b.add_argument("--hr-dir", required=True, help="folder of HR photos")
+    b.add_argument("--split", default=None, help="only photos of this split of data/splits.json")
+    b.add_argument("--degradation", default="bicubic", help="bicubic | realistic")
+    b.add_argument("--methods", default=None, help="comma-separated (default: all)")
+    b.add_argument("--json", required=True)
+    b.add_argument("--csv", default=None)
+    b.add_argument("--plot", default=None, help="PNG: quality against seconds (Pareto view)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--weights", default=None)
+    add_grouping(b)
+    add_device(b)
+
+
+def run(args) -> int:
+    bench_files(Path(args.hr_dir), Path(args.json), split=args.split,
+                methods=args.methods.split(",") if args.methods else None,
+                degradation=args.degradation, pgs=pgs_from_args(args), weights=args.weights,
+                device=resolve_device(args.device), seed=args.seed, csv=args.csv, plot=args.plot)
+    return 0

@@ -1,0 +1,96 @@
+"""What every command shares: one-line argparse errors, number lists, --device, grouping options."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+import torch
+
+from ..config import GroupingConfig, PGSConfig, check_schedule
+from ..errors import PatchScalerError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (`error: ...`, exit 2) instead of usage + message."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def numbers(n: int, what: str, kind=float):
+    """argparse type: exactly n comma-separated numbers of `kind` (float or int) -> tuple."""
+    noun = "integers" if kind is int else "numbers"
+
+    def parse(s: str) -> tuple:
+        try:
+            vals = tuple(kind(v) for v in s.split(","))
+        except ValueError:
+            vals = ()
+        if len(vals) != n:
+            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated {noun}, got {s!r}")
+        return vals
+    return parse
+
+
+def positive(s: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda if available else cpu; 'cuda' without CUDA is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PatchScalerError("--device cuda was requested but CUDA is not available on this machine")
+    if name not in ("cpu", "cuda"):
+        raise PatchScalerError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def add_device(p) -> None:
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+
+
+def add_grouping(p) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--thresholds", type=numbers(2, "--thresholds"), default=None, metavar="G1,G2",
+                   help="Qmap thresholds gamma1 > gamma2 in (0, 1) instead of the quantiles")
+    g.add_argument("--quantiles", type=numbers(2, "--quantiles"), default=None, metavar="F1,F2",
+                   help="fractions of patches in Simple and Medium, rest Hard (default 0.5,0.4)")
+
+
+def grouping_from_args(args, base: GroupingConfig | None = None) -> GroupingConfig:
+    """The default grouping with --thresholds (which replace the quantiles) or --quantiles."""
+    base = GroupingConfig() if base is None else base
+    changes = {}
+    if getattr(args, "thresholds", None):
+        changes.update(thresholds=args.thresholds, quantiles=None)
+    if getattr(args, "quantiles", None):
+        changes["quantiles"] = args.quantiles
+    if getattr(args, "patch_size", None):           # the overlap keeps its share of the patch
+        changes.update(patch_size=args.patch_size, overlap=base.overlap * args.patch_size // base.patch_size)
+    return dataclasses.replace(base, **changes)
+
+
+def pgs_from_args(args) -> PGSConfig:
+    """PGSConfig from --thresholds/--quantiles/--starts/--steps/--uniform over the defaults."""
+    base = PGSConfig()
+    changes = {"grouping": grouping_from_args(args, base.grouping)}
+    if getattr(args, "starts", None) or getattr(args, "steps", None):
+        changes["starts"] = args.starts or base.starts
+        changes["steps"] = args.steps or base.steps
+        check_schedule(changes["starts"], changes["steps"])
+    if getattr(args, "uniform", None):
+        check_schedule((args.uniform[0],), (args.uniform[1],))
+        changes["uniform"] = args.uniform
+    return dataclasses.replace(base, **changes)

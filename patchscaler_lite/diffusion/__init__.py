@@ -1,0 +1,1 @@
+"""Stage 4: diffusion (schedule, Patch-DiT, prompt encoder, denoiser, PGS sampler, training)."""

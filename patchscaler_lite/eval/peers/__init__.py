@@ -1,0 +1,1 @@
+"""Pretrained super-resolution networks read from PyPI wheels, as PyTorch modules (bench peers)."""

@@ -1,0 +1,1 @@
+"""Stage 1: the Global Restoration Module (model + confidence loss, pairs, training, calibration)."""

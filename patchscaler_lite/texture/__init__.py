@@ -1,0 +1,1 @@
+"""Stage 3: the Reference Texture Memory (Gabor descriptor, key network, k-means, memory, storage)."""
