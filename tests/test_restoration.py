@@ -235,17 +235,6 @@ def test_dihedral_covers_the_eight_symmetries():
     assert len(outs) == 8
 
 
-def test_aligned_crop_pairs_match_degrading_the_crop(crops):
-    """An LR crop cut at LR-aligned positions equals (up to the border) the degraded HR crop."""
-    hr, _ = crops
-    crop_pairs = pairs.make_pairs([hr[0]], 4, "bicubic")
-    g = torch.Generator().manual_seed(0)
-    lr_b, hr_b = pairs.sample_crops(crop_pairs, 3, 32, 4, g)
-    assert lr_b.shape == (3, 3, 8, 8) and hr_b.shape == (3, 3, 32, 32)
-    inner = (data.degrade(hr_b, 4) - lr_b)[..., 2:-2, 2:-2]         # kernel radius: 2 LR px
-    assert inner.abs().max() <= 1 / 255 + 1e-6
-
-
 def test_tiled_restore_matches_whole_image(rand_image):
     """Overlapping LR tiles, blended at HR, agree with one pass except for tile-border effects."""
     from patchscaler_lite.grm.model import restore

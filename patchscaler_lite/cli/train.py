@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
+from pathlib import Path
 
 from ..config import preset
-from ..data import load_photos
+from ..data import data_dir
 from ..diffusion.training import train_dit
 from ..grm.model import load_grm
 from ..grm.training import train_grm
+from ..photoset import MARGIN, load_photo_set
 from ..texture.store import load_memory
 from ..weights import default_weights
 from .common import add_device, resolve_device
@@ -33,6 +35,8 @@ def add_parser(sub) -> None:
 
 
 def _common(t) -> None:
+    t.add_argument("--data", default=None, help="folder of HR photos with a splits.json in or beside "
+                   "it (a built corpus: data/corpus); default: the shipped data/photos")
     t.add_argument("-o", "--out", required=True, help="output folder (checkpoint, weights, report)")
     t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     add_device(t)
@@ -42,20 +46,25 @@ def run(args) -> int:
     command = "patchscaler-lite " + shlex.join(sys.argv[1:])
     pr = preset(args.preset)
     device = resolve_device(args.device)
+    folder = Path(args.data) if args.data else data_dir() / "photos"
+    val = load_photo_set(folder, "val").as_float()
     if args.what == "dit":
         tc = pr.dit_train if args.iters is None else dataclasses.replace(pr.dit_train, iters=args.iters)
         memory = load_memory(args.memory or default_weights("memory", "lite"),
                              patch_size=pr.dit.dit.patch_size)
-        report = train_dit(pr.dit, tc, load_grm(args.grm), memory, load_photos("train"),
-                           load_photos("val"), args.out, device=device, resume=not args.no_resume,
-                           command=command)
+        train = load_photo_set(folder, "train", min_side=pr.dit.dit.patch_size).as_float()
+        report = train_dit(pr.dit, tc, load_grm(args.grm), memory, train, val, args.out,
+                           device=device, resume=not args.no_resume, command=command)
         print(f"done in {report['seconds']:.0f} s: final {report['final']} -> {args.out}")
         return 0
     tc = pr.grm_train if args.iters is None else dataclasses.replace(pr.grm_train, iters=args.iters)
     if args.degradation is not None:
         tc = dataclasses.replace(tc, degradation=args.degradation)
-    report = train_grm(pr.grm, tc, load_photos("train"), load_photos("val"), args.out, device=device,
-                       resume=not args.no_resume, command=command)
+    train = load_photo_set(folder, "train", min_side=tc.crop + 2 * MARGIN * pr.grm.scale)
+    print(f"train: {len(train.names)} photos, {train.megapixels:.1f} MP, {train.nbytes / 2**20:.0f} MB "
+          f"as uint8; val: {len(val)} photos")
+    report = train_grm(pr.grm, tc, train, val, args.out, device=device, resume=not args.no_resume,
+                       command=command)
     print(f"val PSNR {report['final_val_psnr']:.2f} dB (bicubic {report['final_val_psnr_bicubic']:.2f},"
           f" gain {report['gain_db']:+.2f} dB) in {report['seconds']:.0f} s -> {args.out}")
     return 0

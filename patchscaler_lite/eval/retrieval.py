@@ -59,15 +59,19 @@ def train_key_network(kind: str, images: dict, patch_size: int, seed: int, iters
 def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse",
                        size: int = 1024, k: int = 4, descriptor: str = "learned",
                        patch_size: int = 32, n_patches: int = 50_000, seed: int = 0,
-                       ablate: bool = False, device=None) -> dict:
-    """Memory from the left half of each texture photo + the other train photos (distractors);
+                       ablate: bool = False, device=None, photos: dict | None = None,
+                       held_out=TEXTURES) -> dict:
+    """Memory from the left half of each held-out photo + the other photos whole (distractors);
     queries: coarse patches (x4 bicubic LR -> GRM, or bicubic upsampling) of the right halves.
+    photos: {name: (3, H, W)}, default the shipped train photos with the three textures held out;
+    held_out=None halves every photo (a corpus: many photos, not three textures).
     keys='coarse' describes the memory halves' coarse twins made the same way as the queries.
     descriptor='learned' trains the texture embedding on the memory photos' key images only (the
     query halves are never seen). Returns top-1 accuracy (entry from the same photo), per
     texture, among textures only, top-K."""
     t0 = time.perf_counter()
-    mem_imgs, halves = split_textures(load_photos("train"), device)
+    photos = load_photos("train") if photos is None else photos
+    mem_imgs, halves = split_textures(photos, device, list(photos) if held_out is None else held_out)
     restore = restorer(coarse, weights, device)
     up = coarse_twins(halves, restore)                                     # {name: (3, H, W/2)}
     queries = {n: patchify(u[None], patch_size)[0] for n, u in up.items()}  # (n_q, 3, P, P) each
@@ -75,6 +79,7 @@ def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse
     cfg = descriptor_for(patch_size)
     embedder, emb_report = train_key_network(descriptor, kims or mem_imgs, patch_size, seed)
     rep = _score(mem_imgs, kims, queries, cfg, size, k, n_patches, seed, embedder)
+    rep["held_out"] = sorted(halves)
     rep.update(K=k, coarse=coarse, keys=keys, weights=str(weights or "shipped grm_lite"),
                descriptor_kind=descriptor, embedder_training=emb_report,
                patch_size=patch_size,
@@ -94,13 +99,13 @@ def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse
     return rep
 
 
-def split_textures(photos: dict, device) -> tuple[dict, dict]:
-    """(memory images, held-out halves): the texture photos' left halves go to the memory, their
+def split_textures(photos: dict, device, held_out=TEXTURES) -> tuple[dict, dict]:
+    """(memory images, held-out halves): the held-out photos' left halves go to the memory, their
     right halves are held out as queries; every other photo goes whole into the memory."""
     mem_imgs, halves = {}, {}
     for name, im in photos.items():
         im = crop_to_scale(im, 4)                                          # twins align exactly
-        if name in TEXTURES:
+        if name in held_out:
             w = im.shape[-1] // 2
             mem_imgs[name], halves[name] = im[..., :w].to(device), im[..., w:].to(device)
         else:
@@ -109,11 +114,12 @@ def split_textures(photos: dict, device) -> tuple[dict, dict]:
 
 
 def _score(mem_imgs, key_images, queries, cfg, size, k, n_patches, seed, embedder=None) -> dict:
-    """Build one memory and score the queries against it (see evaluate_retrieval)."""
+    """Build one memory and score the queries against it (see evaluate_retrieval). The
+    `*_textures_only` numbers search only the entries cut from held-out photos."""
     mem = build_memory(mem_imgs, size, cfg, n_patches=n_patches, key_images=key_images,
                        embedder=embedder, generator=torch.Generator().manual_seed(seed))
     names = mem.source_names
-    tex_rows = torch.tensor([i for i, s in enumerate(mem.sources.tolist()) if names[s] in TEXTURES])
+    tex_rows = torch.tensor([i for i, s in enumerate(mem.sources.tolist()) if names[s] in queries])
     hits = hits3 = hitsk = total = 0
     per = {}
     t_query = time.perf_counter()

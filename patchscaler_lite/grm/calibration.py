@@ -21,29 +21,15 @@ from __future__ import annotations
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..data import crop_to_scale, degrade
 from ..eval.difficulty import pooled_spearman
+from ..photoset import PhotoSet, sample_crops
 from .model import GlobalRestorationModule, confidence_bracket
-from .pairs import make_pairs, sample_crops
+from .pairs import make_pairs
 
 CALIB_SCALES = (1.0, 0.75, 0.5)
-
-
-def rescaled_pairs(images, scale: int, factors=CALIB_SCALES) -> list[tuple[Tensor, Tensor]]:
-    """[(hr, lr)] for every photo (3, H, W) at every factor (antialiased bicubic resize of the
-    photo first), x4 bicubic degradation; factor 1 is the photo itself."""
-    pairs = []
-    for hr in images:
-        for f in factors:
-            h = hr if f == 1.0 else F.interpolate(hr[None], scale_factor=f, mode="bicubic",
-                                                  antialias=True, align_corners=False)[0]
-            h = crop_to_scale(h.clamp(0, 1), scale)
-            pairs.append((h, degrade(h[None], scale)[0]))
-    return pairs
 
 
 def permute_channels(lr: Tensor, hr: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -54,14 +40,14 @@ def permute_channels(lr: Tensor, hr: Tensor, g: torch.Generator) -> tuple[Tensor
     return pick(lr), pick(hr)
 
 
-def calibrate_confidence(model: GlobalRestorationModule, train_images, val_images, *,
+def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_images, *,
                          iters: int = 1500, batch_size: int = 16, crop: int = 96, lr: float = 1e-3,
                          seed: int = 0, device="cpu", progress: bool = True) -> dict:
-    """Train model.to_conf only (in place). Returns a report with the val Spearman before/after."""
+    """Train model.to_conf only (in place) on crops of the train photos at the CALIB_SCALES, channels
+    permuted. val_images {name: (3, H, W)}. Returns a report with the val Spearman before/after."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device)
     s = model.cfg.scale
-    train_pairs = rescaled_pairs(list(train_images.values()), s)
     val_pairs = [(h.to(device), l.to(device)) for h, l in
                  make_pairs(list(val_images.values()), s, "bicubic")]
     before = pooled_spearman(model.eval(), val_pairs)
@@ -75,7 +61,8 @@ def calibrate_confidence(model: GlobalRestorationModule, train_images, val_image
     t0 = time.time()
     model.eval()                                           # no dropout/BN; clamps the coarse image
     for _ in tqdm(range(iters), desc="calibrate confidence", disable=not progress):
-        lr_img, hr_img = permute_channels(*sample_crops(train_pairs, batch_size, crop, s, g), g)
+        lr_img, hr_img = permute_channels(*sample_crops(train, batch_size, crop, s, g,
+                                                        rescale=CALIB_SCALES), g)
         coarse, conf = model(lr_img.to(device))
         err2 = (coarse - hr_img.to(device)).square().mean(1, keepdim=True)
         loss = confidence_bracket(conf.clamp_min(1e-6), err2, model.cfg.eta).mean()

@@ -20,16 +20,18 @@ TABLE_COLUMNS = ("psnr", "ssim", "niqe", "seconds", "patch_nfe", "peak_mem_mb", 
 
 def bench_files(hr_dir: Path, json_path: Path, *, split=None, methods=None, degradation="bicubic",
                 pgs=None, weights=None, device="cpu", seed=0, csv=None, plot=None,
-                pipe=None) -> dict:
+                pipe=None, crop: int | None = None) -> dict:
     """Run eval.bench.run_bench on the photos of hr_dir (or one split); print the means table and
-    write the JSON (+ CSV of every row, + the Pareto PNG). Returns the bench result."""
+    write the JSON (+ CSV of every row, + the Pareto PNG). crop: a centre crop of at most crop x crop
+    HR pixels of each photo (large photos on a CPU). Returns the bench result."""
     paths = photos_in(Path(hr_dir), split)
     pipe = load_pipeline(weights, device, pgs) if pipe is None else pipe
     methods = list(methods) if methods else default_methods(pipe)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        photos = {p.stem: load_image(p) for p in paths}
+        photos = {p.stem: _centre(load_image(p), crop) for p in paths}
     res = run_bench(pipe, photos, methods, degradation=degradation, seed=seed)
+    res["crop"] = crop
     print_table(res)
     write_atomic(Path(json_path), lambda f: f.write(json.dumps(res, indent=2).encode()))
     if csv:
@@ -38,6 +40,14 @@ def bench_files(hr_dir: Path, json_path: Path, *, split=None, methods=None, degr
     if plot:
         pareto_plot(res, Path(plot))
     return res
+
+
+def _centre(im, crop: int | None):
+    """The centre crop x crop pixels of (3, H, W) (the whole image if it is smaller or crop is None)."""
+    if crop is None:
+        return im
+    t, l = max(0, (im.shape[-2] - crop) // 2), max(0, (im.shape[-1] - crop) // 2)
+    return im[:, t:t + crop, l:l + crop]
 
 
 def print_table(res: dict) -> None:

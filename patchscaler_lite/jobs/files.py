@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import ImageError, PatchScalerError
 from ..image_io import ensure_dir, list_images
+from ..photoset import split_names
 
 
 def check_inputs(inputs) -> list[Path]:
@@ -29,14 +29,9 @@ def prepare_out(out: Path, names: list[str], force: bool) -> None:
 
 
 def photos_in(hr_dir: Path, split: str | None) -> list[Path]:
-    """Images of a folder, or only those of `split` in the splits.json beside the folder."""
+    """Images of a folder, or only those of `split` (splits.json in the folder or beside it)."""
     paths = check_inputs([hr_dir])
     if split is not None:
-        splits_file = Path(hr_dir).parent / "splits.json"
-        if not splits_file.is_file():
-            raise PatchScalerError(f"--split given but {splits_file} does not exist")
-        names = json.loads(splits_file.read_text()).get(split)
-        if names is None:
-            raise PatchScalerError(f"split {split!r} not in {splits_file}")
+        names = set(split_names(Path(hr_dir), split))
         paths = [p for p in paths if p.name in names]
     return paths

@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 
 from ..config import MemoryConfig, descriptor_for
-from ..data import degrade, load_folder, photo_paths
+from ..data import degrade, load_folder
 from ..errors import PatchScalerError
 from ..eval.retrieval import key_images, restorer, train_key_network
 from ..grm.model import load_grm
 from ..image_io import load_image, write_atomic
+from ..photoset import split_names
 from ..texture.memory import TextureMemory, build_memory, retrieve
 from ..texture.store import load_memory, save_memory
 from ..viz.memory import plot_retrievals
@@ -26,7 +27,7 @@ def build_memory_file(images_dir, out: Path, cfg: MemoryConfig, *, split: str | 
     Keys describe each patch's GRM coarse twin (cfg.keys = 'coarse', GRM from `weights`) or the HR
     patch itself; with cfg.descriptor = 'learned' a key network is trained on those key images.
     """
-    names = None if split is None else {p.name for p in photo_paths(split)}
+    names = None if split is None else set(split_names(Path(images_dir), split))
     images = {n: im.to(device) for n, im in load_folder(images_dir, names).items()}
     small = [n for n, im in images.items() if min(im.shape[-2:]) < cfg.patch_size]
     if small:
