@@ -25,6 +25,8 @@ def add_parser(sub) -> None:
     t.add_argument("--preset", default="lite", help="tiny | lite | base (default lite)")
     t.add_argument("--iters", type=int, default=None, help="override the preset's iteration count")
     t.add_argument("--degradation", default=None, help="bicubic | realistic (default: preset's)")
+    t.add_argument("--calib-iters", type=int, default=None,
+                   help="confidence-calibration steps after the joint stage (default: preset's)")
     _common(t)
     t = tsub.add_parser("dit", help="train Patch-DiT + texture encoder on GRM coarse / HR pairs")
     t.add_argument("--preset", default="lite", help="tiny | lite | base (default lite)")
@@ -60,6 +62,8 @@ def run(args) -> int:
     tc = pr.grm_train if args.iters is None else dataclasses.replace(pr.grm_train, iters=args.iters)
     if args.degradation is not None:
         tc = dataclasses.replace(tc, degradation=args.degradation)
+    if args.calib_iters is not None:
+        tc = dataclasses.replace(tc, calib_iters=args.calib_iters)
     train = load_photo_set(folder, "train", min_side=tc.crop + 2 * MARGIN * pr.grm.scale)
     print(f"train: {len(train.names)} photos, {train.megapixels:.1f} MP, {train.nbytes / 2**20:.0f} MB "
           f"as uint8; val: {len(val)} photos")

@@ -9,6 +9,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
+from scipy.stats import bootstrap
 
 from ..config import GroupingConfig
 from ..grouping import GROUP_NAMES
@@ -142,3 +143,19 @@ def texture_ablation(result: dict, with_: str = "pgs", without: str = "pgs-notex
     gain["gain_niqe"] = -gain["gain_niqe"]          # NIQE: lower is better, so a drop is a gain
     gain["extra_seconds"] = a["seconds"] - b["seconds"]
     return pd.concat([a.add_suffix("_tex"), b.add_suffix("_notex"), gain], axis=1)
+
+
+def paired_difference(rows: pd.DataFrame, a: str, b: str, metric: str, *, n: int = 10000,
+                      seed: int = 0) -> dict:
+    """Mean of metric(a) - metric(b) over the photos both methods ran on, with a 95% paired
+    percentile-bootstrap interval over photos (scipy.stats.bootstrap). rows: bench rows
+    (image, method, metric). Photos where either value is missing are left out."""
+    wide = rows.pivot_table(index="image", columns="method", values=metric).dropna(subset=[a, b])
+    d = (wide[a] - wide[b]).to_numpy(dtype=float)
+    if len(d) < 2:
+        return {"metric": metric, "a": a, "b": b, "photos": len(d), "mean": float(d.mean()) if len(d)
+                else float("nan"), "low": float("nan"), "high": float("nan")}
+    ci = bootstrap((d,), np.mean, n_resamples=n, method="percentile", confidence_level=0.95,
+                   rng=np.random.default_rng(seed)).confidence_interval
+    return {"metric": metric, "a": a, "b": b, "photos": len(d), "mean": float(d.mean()),
+            "low": float(ci.low), "high": float(ci.high)}

@@ -81,8 +81,7 @@ def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse
     rep = _score(mem_imgs, kims, queries, cfg, size, k, n_patches, seed, embedder)
     rep["held_out"] = sorted(halves)
     rep.update(K=k, coarse=coarse, keys=keys, weights=str(weights or "shipped grm_lite"),
-               descriptor_kind=descriptor, embedder_training=emb_report,
-               patch_size=patch_size,
+               descriptor_kind=descriptor, embedder_training=emb_report, patch_size=patch_size,
                n_patches=n_patches, seed=seed,
                descriptor=cfg.to_dict() if embedder is None else embedder.cfg.to_dict(),
                seconds=round(time.perf_counter() - t0, 2))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..eval.bench import default_methods, run_bench
+from ..eval.claims import paired_difference
 from ..image_io import load_image, write_atomic
 from ..viz import pareto_plot
 from .files import photos_in
@@ -32,6 +33,10 @@ def bench_files(hr_dir: Path, json_path: Path, *, split=None, methods=None, degr
         photos = {p.stem: _centre(load_image(p), crop) for p in paths}
     res = run_bench(pipe, photos, methods, degradation=degradation, seed=seed)
     res["crop"] = crop
+    if {"pgs", "pgs-notexture"} <= set(methods):          # claim C4, paired over photos
+        rows = pd.DataFrame(res["rows"])
+        res["c4_texture_prompt"] = [paired_difference(rows, "pgs", "pgs-notexture", m)
+                                    for m in ("psnr_hard", "psnr", "niqe")]
     print_table(res)
     write_atomic(Path(json_path), lambda f: f.write(json.dumps(res, indent=2).encode()))
     if csv:
@@ -56,3 +61,6 @@ def print_table(res: dict) -> None:
     cols = [c for c in TABLE_COLUMNS if c in table]
     print(f"device: {res['device']}; PGS {res['pgs_config']}")
     print(table[cols].to_string(float_format=lambda v: f"{v:.3f}"))
+    for r in res.get("c4_texture_prompt", []):
+        print(f"C4 pgs - pgs-notexture, {r['metric']}: {r['mean']:+.3f} (95% paired bootstrap over "
+              f"{r['photos']} photos: {r['low']:+.3f} .. {r['high']:+.3f})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from ..config import MemoryConfig, descriptor_for
@@ -44,7 +45,24 @@ def build_memory_file(images_dir, out: Path, cfg: MemoryConfig, *, split: str | 
     grm = str(weights or "shipped grm_lite") if cfg.keys == "coarse" else None
     mem.info.update(seed=cfg.seed, images=str(images_dir), split=split, keys=cfg.keys, grm_weights=grm)
     save_memory(mem, out)
+    write_sources(mem, Path(images_dir), Path(out))
     return mem
+
+
+def write_sources(mem: TextureMemory, images_dir: Path, out: Path) -> Path | None:
+    """Beside the memory file: <stem>.sources.csv, the MANIFEST.csv rows (source, licence, author)
+    of the photos its values are cut from, with their entry counts. None if there is no manifest."""
+    manifest = images_dir / "MANIFEST.csv"
+    if not manifest.is_file():
+        return None
+    rows = pd.read_csv(manifest)
+    rows = rows.assign(stem=rows["file"].str.rsplit(".", n=1).str[0])
+    counts = {n: int((mem.sources == i).sum()) for i, n in enumerate(mem.source_names)}
+    keep = rows[rows["stem"].isin(counts)].assign(entries=lambda d: d["stem"].map(counts))
+    cols = ["file", "entries", "package", "version", "path", "licence", "licence_file", "author"]
+    path = out.with_suffix(".sources.csv")
+    write_atomic(path, lambda f: f.write(keep[cols].to_csv(index=False).encode()))
+    return path
 
 
 def query_corners(H: int, W: int, P: int, xy, n: int) -> list[tuple[int, int]]:
