@@ -28,3 +28,21 @@ def test_no_difference_gives_an_interval_around_zero_and_missing_values_are_drop
     r = paired_difference(_rows(a, b), "a", "b", "psnr_hard")
     assert r["photos"] == 9
     assert r["low"] < 0 < r["high"]
+
+
+def test_compare_plans_runs_each_plan_on_the_same_input(val_photos):
+    import dataclasses
+
+    import patchscaler_lite as psl
+    from patchscaler_lite.eval.claims import compare_plans
+
+    pipe = psl.PatchScalerPipeline.from_pretrained()
+    base = psl.PGSConfig()
+    hr = psl.crop_to_scale(val_photos["coffee"], 4)[:, :96, :96]
+    rows = compare_plans(pipe, {"c": hr}, {"u": dataclasses.replace(base, uniform=(350, 6)),
+                                           "pgs": base})
+    assert list(rows.method) == ["u", "pgs"]
+    n = pipe(psl.degrade(hr[None], 4)).layout.patches_per_image
+    assert rows.patch_nfe.tolist()[0] == 6 * n
+    assert rows.patch_nfe.tolist()[1] < 6 * n
+    assert rows.psnr.between(20, 50).all()

@@ -9,9 +9,11 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy.stats import bootstrap
 
 from ..config import GroupingConfig
+from ..data import crop_to_scale, degrade
 from ..grouping import GROUP_NAMES
 from . import metrics
 from .bench import group_psnr
@@ -159,3 +161,18 @@ def paired_difference(rows: pd.DataFrame, a: str, b: str, metric: str, *, n: int
                    rng=np.random.default_rng(seed)).confidence_interval
     return {"metric": metric, "a": a, "b": b, "photos": len(d), "mean": float(d.mean()),
             "low": float(ci.low), "high": float(ci.high)}
+
+
+def compare_plans(pipe, photos: dict, configs: dict, *, seed: int = 0) -> pd.DataFrame:
+    """Claim C5 with fixed plans: run the pipeline once per photo {name: (3, H, W)} and per
+    PGSConfig of `configs` {label: cfg} (the same LR and noise for all). One row per (image,
+    method): psnr, niqe, patch_nfe; feed it to `paired_difference`."""
+    s, rows = pipe.grm.cfg.scale, []
+    for name, hr in photos.items():
+        hr = crop_to_scale(hr, s)[None].to(pipe.device)
+        lr = degrade(hr, s)
+        for label, cfg in configs.items():
+            out = pipe(lr, generator=torch.Generator().manual_seed(seed), pgs=cfg)
+            rows.append({"image": name, "method": label, "psnr": metrics.psnr(out.image, hr),
+                         "niqe": metrics.niqe(out.image), "patch_nfe": out.total_nfe})
+    return pd.DataFrame(rows)
