@@ -172,7 +172,7 @@ def test_build_skips_gone_source_and_writes_everything(world, monkeypatch):
     assert "## GPL-2+" in licences and "## CC-BY-SA-4.0" in licences and "fake-walls_b.png" in licences
     for r in rows.values():                                           # the recorded hashes are true
         assert fetch.sha256_file(out / r["file"]) == r["png_sha256"]
-    assert not list(out.rglob("*.partial"))
+    assert not list(out.rglob("*.partial")) and not list(out.rglob(".*.tmp"))
 
 
 @needs_dpkg
@@ -210,14 +210,15 @@ def test_disk_full_is_one_line_and_leaves_nothing(world, monkeypatch):
     cli(["-o", out, "--sources", world["tsv"], "--only", "2"], monkeypatch, fake)
 
     def full_disk(self, fp, format=None, **kw):                          # writes a bit, then fails
-        Path(fp).write_bytes(b"\x89PNG half")
+        fp.write(b"\x89PNG half")                                        # into write_atomic's file
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
     with pytest.raises(PatchScalerError) as e:
         cli(["-o", out, "--sources", world["tsv"], "--only", "3"], monkeypatch, fake)
     assert "\n" not in str(e.value) and "disk is full" in str(e.value)
-    assert not list(out.rglob("*.partial")) and not list(out.rglob("fake-walls_soft.png"))
+    assert not list(out.rglob("*.partial")) and not list(out.rglob(".*.tmp"))
+    assert not list(out.rglob("fake-walls_soft.png"))
     assert [r["file"] for r in _manifest(out)] == ["fake-walls_a.png", "fake-walls_b.png"]
 
 

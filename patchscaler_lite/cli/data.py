@@ -5,23 +5,13 @@ The work is in corpus/ (fetch, prepare, split, licences); this module parses and
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..corpus.build import SOFT_DB, build_corpus
 from ..corpus.report import package_table, split_table
+from .common import positive
 
 DEFAULT_OUT = "data/corpus"
-
-
-def _positive(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def add_parser(subparsers) -> None:
@@ -32,7 +22,7 @@ def add_parser(subparsers) -> None:
                                       "prepare them: x2 downscaled PNGs, MANIFEST.csv, splits, licences")
     f.add_argument("-o", "--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     f.add_argument("--cache", default=None, help="download cache (default OUT/.cache)")
-    f.add_argument("--only", type=_positive, default=None, metavar="N",
+    f.add_argument("--only", type=positive, default=None, metavar="N",
                    help="only the first N photos of the list (a quick try)")
     f.add_argument("--sources", default=None, metavar="TSV",
                    help="the list of photos (default: the pinned sources.tsv shipped in the package)")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..image_io import write_atomic
 from .apt import SystemDownloader
 from .fetch import ArchiveCache, Downloader, Fetched, require_tools, sha256_file
 from .licenses import licence_file_name, licenses_markdown, write_licence_files
@@ -132,9 +133,7 @@ def _write_outputs(out: Path, rows: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    tmp = out / ".MANIFEST.csv.partial"
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, out / "MANIFEST.csv")
+    write_atomic(out / "MANIFEST.csv", lambda f: f.write(buf.getvalue().encode("utf-8")))
     kept = [r for r in rows if r["kept"] == "true"]
     write_splits(out / "splits.json", {s: [r["file"] for r in kept if r["split"] == s]
                                        for s in ("train", "val", "test")})

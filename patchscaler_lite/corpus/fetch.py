@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PatchScalerError
+from ..image_io import write_atomic
 from .sources import Archive
 
 # downloader(archive, dest folder) -> the downloaded file, or None when the source is gone
@@ -61,10 +62,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (image_io.write_atomic: a temporary file beside `path`, renamed)."""
+    write_atomic(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
 
 
 @dataclass(frozen=True)

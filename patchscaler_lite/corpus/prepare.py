@@ -7,7 +7,7 @@ Recipe (RECIPE, stored in each PNG so a change of recipe redoes the photo):
   2. crop one row/column if a side is odd, then downscale x2 with Pillow's LANCZOS filter
      (antialiased: the 3-lobe kernel is stretched over the x2 footprint), as DIV2K-style corpora do:
      it removes JPEG blocking and most softness;
-  3. save as PNG atomically: written to `.<name>.partial` in the same folder, then renamed.
+  3. save as PNG atomically (image_io.write_atomic: a temporary file in the same folder, renamed).
 
 Sharpness (`sharpness_db`): PSNR in dB of a bicubic x2 down-and-up round trip (Pillow BICUBIC,
 antialiased down) of the centre crop of side min(1024, W, H) (even) of the *prepared* image, on
@@ -22,7 +22,6 @@ import errno
 import hashlib
 import io
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from ..errors import PatchScalerError
+from ..image_io import write_atomic
 
 RECIPE = "x2-lanczos-srgb8-v1"
 SHARPNESS_CROP = 1024
@@ -123,12 +123,9 @@ def save_png_atomic(img: Image.Image, path: Path, meta: dict) -> None:
     info = PngImagePlugin.PngInfo()
     for k, v in meta.items():
         info.add_text(f"patchscaler:{k}", str(v))
-    tmp = path.with_name(f".{path.name}.partial")
     try:
-        img.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
+        write_atomic(path, lambda f: img.save(f, format="PNG", pnginfo=info))
+    except OSError as e:                                     # write_atomic removed its temporary file
         hint = ": the disk is full; free space and re-run (finished photos are kept)" \
             if e.errno == errno.ENOSPC else ""
         raise PatchScalerError(f"cannot write {path}: {e.strerror or e}{hint}") from None

@@ -13,15 +13,13 @@ from ..data import bicubic_up, crop_to_scale, degrade
 from ..eval.metrics import psnr
 
 
-def make_pairs(images: list[Tensor], scale: int, degradation: str, generator=None,
-               variants: int = 1) -> list[tuple[Tensor, Tensor]]:
-    """[(hr (3, H, W), lr (3, H/s, W/s))]; `variants` degraded copies per photo (realistic only)."""
+def make_pairs(images: list[Tensor], scale: int, degradation: str,
+               generator=None) -> list[tuple[Tensor, Tensor]]:
+    """[(hr (3, H, W), lr (3, H/s, W/s))]: each photo degraded once."""
     pairs = []
     for hr in images:
         hr = crop_to_scale(hr, scale)
-        n = variants if degradation == "realistic" else 1
-        for _ in range(n):
-            pairs.append((hr, degrade(hr, scale, degradation, generator=generator)[0]))
+        pairs.append((hr, degrade(hr, scale, degradation, generator=generator)[0]))
     return pairs
 
 
