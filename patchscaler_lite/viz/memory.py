@@ -28,6 +28,12 @@ def _show(ax, patch: Tensor, title: str) -> None:
     ax.set_yticks([])
 
 
+def _short(name: str, n: int = 16) -> str:
+    """A photo name short enough for a panel title: the part after the package prefix, cut to n."""
+    name = name.rsplit("_", 1)[-1] if "_" in name else name
+    return name if len(name) <= n else name[:n - 1] + "…"
+
+
 def plot_retrievals(queries: Tensor, values: Tensor, sims: Tensor, sources: list[list[str]],
                     labels: list[str] | None = None):
     """One row per query: the coarse query patch, then its K retrieved HR values.
@@ -41,7 +47,7 @@ def plot_retrievals(queries: Tensor, values: Tensor, sims: Tensor, sources: list
     for r in range(n):
         _show(axes[r, 0], queries[r], f"query {labels[r] if labels else r}")
         for c in range(K):
-            _show(axes[r, c + 1], values[r, c], f"{sources[r][c]}\nsim {sims[r, c]:.3f}")
+            _show(axes[r, c + 1], values[r, c], f"{_short(sources[r][c])}\nsim {sims[r, c]:.3f}")
     fig.tight_layout()
     return fig
 
