@@ -122,10 +122,12 @@ class PatchScalerPipeline:
 
     @torch.no_grad()
     def __call__(self, lr: Tensor, *, generator=None, callback=None, pgs: PGSConfig | None = None,
-                 texture: bool = True, progress=None) -> PipelineOutput:
+                 texture: bool = True, qmap: Tensor | None = None, progress=None) -> PipelineOutput:
         """lr: (B, 3, h, w) or (3, h, w) in [0, 1] on the pipeline's device -> PipelineOutput.
 
         callback(StepInfo) after every denoiser call; texture=False: no texture prompt (ablation).
+        qmap: (B, nh, nw), higher = easier, replaces the GRM's patch confidence in the grouping
+        (analyses that plug in another difficulty map; the layout is `pgs.grouping`'s).
         """
         lr = check_image(lr, "lr").to(self.device)
         if lr.shape[-1] * lr.shape[-2] > MAX_LR_PIXELS:
@@ -136,7 +138,7 @@ class PatchScalerPipeline:
         coarse, conf = restore(self.grm, lr)                             # (B,3,H,W), (B,1,H,W)
         clock.lap("grm")
         y0, layout = patchify(coarse, self.patch_size, pgs.grouping.overlap)   # (N, 3, P, P)
-        q = patch_means(conf, layout)                                    # (B, nh, nw)
+        q = patch_means(conf, layout) if qmap is None else _checked_qmap(qmap, layout)  # (B,nh,nw)
         groups = assign_groups(q, pgs.grouping)
         clock.lap("grouping")
         denoise = self._denoiser(y0, texture)
@@ -166,6 +168,13 @@ class PatchScalerPipeline:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 return self.denoiser(x_t, t, y, r, s)
         return denoise
+
+
+def _checked_qmap(qmap: Tensor, layout) -> Tensor:
+    want = (layout.batch, layout.nh, layout.nw)
+    if tuple(qmap.shape) != want:
+        raise PatchScalerError(f"qmap of shape {tuple(qmap.shape)}, the patch layout needs {want}")
+    return qmap.float()
 
 
 class _Clock:

@@ -8,6 +8,7 @@ from patchscaler_lite.data import crop_to_scale, degrade, load_photos
 from patchscaler_lite.diffusion.denoiser import Denoiser
 from patchscaler_lite.errors import PatchScalerError
 from patchscaler_lite.grm.model import GlobalRestorationModule
+from patchscaler_lite.grouping import assign_groups
 from patchscaler_lite.pipeline import PatchScalerPipeline
 from patchscaler_lite.texture.memory import build_memory
 
@@ -150,3 +151,16 @@ def test_mismatched_weights_are_refused(tmp_path):
     save_memory(mem, tmp_path / "memory_x.safetensors")
     with pytest.raises(WeightsError, match="patch"):
         PatchScalerPipeline.from_pretrained(tmp_path, preset="x")
+
+
+def test_a_supplied_qmap_decides_the_grouping(pipe, photo):
+    """The analyses' hook: any difficulty map, plugged in as the Qmap, sets the groups."""
+    _, lr = photo
+    own = pipe(lr, generator=torch.Generator().manual_seed(0))
+    flipped = 1 - own.qmap                                   # the easiest patches become the hardest
+    out = pipe(lr, generator=torch.Generator().manual_seed(0), qmap=flipped)
+    assert torch.equal(out.qmap, flipped)
+    assert torch.equal(out.groups, assign_groups(flipped, pipe.pgs.grouping))
+    assert not torch.equal(out.groups, own.groups)
+    with pytest.raises(PatchScalerError, match="patch layout"):
+        pipe(lr, qmap=own.qmap[:, :-1])
