@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -141,10 +142,10 @@ class PatchScalerPipeline:
         q = patch_means(conf, layout) if qmap is None else _checked_qmap(qmap, layout)  # (B,nh,nw)
         groups = assign_groups(q, pgs.grouping)
         clock.lap("grouping")
-        denoise = self._denoiser(y0, texture)
+        condition = self._conditioner(y0, texture)
         clock.lap("retrieval")
         noise = self._noise([layout.patches_per_image] * lr.shape[0], generator)
-        x0, stats = sample_patches(denoise, to_signal(y0), groups.flatten(), pgs, noise.to(y0),
+        x0, stats = sample_patches(condition, to_signal(y0), groups.flatten(), pgs, noise.to(y0),
                                    callback=callback, progress=progress)
         clock.lap("sampling")
         image = from_signal(unpatchify(x0, layout))
@@ -155,19 +156,25 @@ class PatchScalerPipeline:
             patch_nfe=dict(zip(GROUP_NAMES, stats.patch_nfe)), layout=layout, noise=noise,
             seconds=clock.seconds)
 
-    def _denoiser(self, y0: Tensor, texture: bool):
-        """denoise(x_t, t, y, idx) for the sampler, with each patch's texture prompt (or none)."""
+    def _conditioner(self, y0: Tensor, texture: bool):
+        """condition(y, idx) -> denoise(x_t, t) for the sampler: each patch batch's texture prompt
+        (or none) is gathered, encoded and projected once, then reused at every step."""
         ids = sims = None
         if texture:
             ids, sims = retrieve(self.memory, y0, self.denoiser.cfg.dit.top_k)   # (N, K)
-        cuda = self.device.type == "cuda"
+        autocast = partial(torch.autocast, "cuda", dtype=torch.bfloat16,
+                           enabled=self.device.type == "cuda")
 
-        def denoise(x_t, t, y, idx):
+        def condition(y: Tensor, idx: Tensor):
             r = self.memory.values_float(ids[idx]) if texture else None   # (M, K, 3, P, P)
-            s = sims[idx] if texture else None
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                return self.denoiser(x_t, t, y, r, s)
-        return denoise
+            with autocast():
+                cond = self.denoiser.condition(y, r, sims[idx] if texture else None)
+
+            def denoise(x_t: Tensor, t: Tensor) -> Tensor:
+                with autocast():
+                    return self.denoiser.step(x_t, t, cond)
+            return denoise
+        return condition
 
 
 def _checked_qmap(qmap: Tensor, layout) -> Tensor:

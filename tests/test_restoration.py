@@ -235,20 +235,48 @@ def test_dihedral_covers_the_eight_symmetries():
     assert len(outs) == 8
 
 
-def test_tiled_restore_matches_whole_image(rand_image):
-    """Overlapping LR tiles, blended at HR, agree with one pass except for tile-border effects."""
+def test_the_receptive_radius_bounds_an_impulse_response(rand_image):
+    """Oracle: change one LR pixel and see how far the outputs move; never beyond the radius."""
+    model = tiny_grm().eval()
+    perturb(model, 3)
+    lr = rand_image(5, 24, 24)
+    bumped = lr.clone()
+    bumped[..., 12, 12] = 1 - bumped[..., 12, 12]
+    s, R = model.cfg.scale, model.receptive_radius
+    with torch.no_grad():
+        diff = sum((a - b).abs().sum(1)[0] for a, b in zip(model(lr), model(bumped)))  # (sh, sw)
+    rows, cols = (diff > 0).nonzero().unbind(1)
+    reach = max((rows // s - 12).abs().max(), (cols // s - 12).abs().max()).item()
+    assert 1 <= reach <= R
+    assert R == 1 + 2 * TINY.blocks + 1 + 2                  # head, blocks, body_out, conf head
+
+
+def test_tiled_restore_equals_whole_image(rand_image):
+    """The halo covers the receptive field, so tiles change nothing (odd sizes, a batch)."""
     from patchscaler_lite.grm.model import restore
 
     model = tiny_grm().eval()
     perturb(model, 3)
-    lr = data.bicubic_up(rand_image(4, 10, 12, b=2), 4)             # smooth-ish (2, 3, 40, 48)
+    lr = rand_image(4, 37, 51, b=2)
     whole = restore(model, lr, tile=None)
-    tiled = restore(model, lr, tile=16, overlap=8)
-    for w, t in zip(whole, tiled, strict=True):
-        assert t.shape == w.shape
-        assert (t - w).abs().mean() < 3e-3
-        assert (t - w).abs().max() < 5e-2
-    assert tiled[0].shape == (2, 3, 160, 192) and tiled[1].shape == (2, 1, 160, 192)
+    for tile in (5, 16, 36):
+        tiled = restore(model, lr, tile=tile)
+        for w, t in zip(whole, tiled, strict=True):
+            assert t.shape == w.shape
+            assert (t - w).abs().max() < 1e-5
+
+
+def test_tiled_restore_equals_whole_on_a_real_photo(val_photos):
+    """The shipped GRM on the widest val photo (flower), tiles of several sizes."""
+    from patchscaler_lite.grm.model import load_grm, restore
+
+    model = load_grm()
+    lr = data.degrade(data.crop_to_scale(val_photos["flower"], 4)[None], 4)[..., :96, :]
+    whole = restore(model, lr, tile=None)
+    for tile in (48, 100):
+        tiled = restore(model, lr, tile=tile)
+        for w, t in zip(whole, tiled, strict=True):
+            assert (t - w).abs().max() < 1e-5
 
 
 def test_resuming_a_longer_run_is_refused(tmp_path, small_sets):

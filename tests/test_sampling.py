@@ -7,13 +7,19 @@ from patchscaler_lite.errors import PatchScalerError
 
 
 def oracle(x0_true):
-    """A denoiser that knows the answer: returns the true x0 of the patches it is asked about."""
-    calls = []
+    """A denoiser that knows the answer: returns the true x0 of the patches it is asked about.
+    calls: (batch size, t) of every denoiser call; conditions: batch sizes of every condition."""
+    calls, conditions = [], []
 
-    def denoise(x_t, t, y0, idx):
-        calls.append((len(idx), int(t[0])))
-        return x0_true[idx]
-    return denoise, calls
+    def condition(y0, idx):
+        conditions.append(len(idx))
+
+        def denoise(x_t, t):
+            calls.append((len(idx), int(t[0])))
+            return x0_true[idx]
+        return denoise
+    oracle.conditions = conditions
+    return condition, calls
 
 
 def test_pgs_with_an_oracle_denoiser_recovers_x0_and_counts_nfe_exactly():
@@ -31,6 +37,7 @@ def test_pgs_with_an_oracle_denoiser_recovers_x0_and_counts_nfe_exactly():
     assert stats.patch_nfe == [c * s for c, s in zip(counts, (1, 3, 5))]
     assert sum(c for c, _ in calls) == stats.total_nfe          # every call was counted once
     assert max(c for c, _ in calls) <= 8                           # batches are bounded
+    assert sum(oracle.conditions) == n                             # each patch conditioned once
     # each group starts at its own T_g
     assert {t for _, t in calls} >= {50, 150, 300}
 

@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from patchscaler_lite.config import DescriptorConfig
+from patchscaler_lite.data import load_photos
 from patchscaler_lite.errors import PatchScalerError, WeightsError
-from patchscaler_lite.patches import dihedral
+from patchscaler_lite.patches import dihedral, patchify
 from patchscaler_lite.texture.gabor import (
     describe,
     describe_raw,
@@ -26,6 +27,7 @@ from patchscaler_lite.texture.kmeans import kmeans, representatives
 from patchscaler_lite.texture.memory import build_memory, retrieve, search
 from patchscaler_lite.texture.patch_sampling import extract_patches, sample_positions
 from patchscaler_lite.texture.store import load_memory, save_memory
+from patchscaler_lite.weights import default_weights
 
 CFG = DescriptorConfig(patch_size=16, scales=2, orientations=4, min_wavelength=4.0)
 
@@ -148,6 +150,21 @@ def test_retrieve_shapes_and_self_retrieval():
     brute = mem.embed(values) @ mem.keys.T
     torch.testing.assert_close(sims, brute.topk(3, dim=1).values)
     assert mem.values_float(idx).shape == (mem.size, 3, 3, 16, 16)
+
+
+def test_retrieval_in_chunks_equals_all_at_once():
+    """The shipped learned memory on real coarse patches: chunking changes no index."""
+    mem = load_memory(default_weights("memory", "lite"))
+    y0, _ = patchify(load_photos("val")["chelsea"][None, :, :128, :192], mem.patch_size, 8)
+    whole = retrieve(mem, y0, 4, chunk=len(y0))
+    for chunk in (1, 7, 128):
+        ids, sims = retrieve(mem, y0, 4, chunk=chunk)
+        assert torch.equal(ids, whole[0])
+        assert (sims - whole[1]).abs().max() < 1e-5
+    empty = retrieve(mem, y0[:0], 4)
+    assert empty[0].shape == (0, 4) and empty[1].shape == (0, 4)
+    with pytest.raises(PatchScalerError, match="chunk"):
+        retrieve(mem, y0, 4, chunk=0)
 
 
 def test_coarse_twins_align_with_the_hr_images():

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..config import DenoiserConfig
 from ..errors import WeightsError
 from ..weights import load_into, load_state
-from .dit import PatchDiT
+from .dit import PatchCondition, PatchDiT
 from .prompt_encoder import SimilarityAwareTextureEncoder
 
 
@@ -43,10 +43,18 @@ class Denoiser(nn.Module):
         p = self.encoder(refs, sims)                                        # (M, K*L, D)
         return p if keep is None else p * keep[:, None, None].to(p.dtype)
 
+    def condition(self, y0: Tensor, refs: Tensor | None = None, sims: Tensor | None = None,
+                  keep: Tensor | None = None) -> PatchCondition:
+        """Encode the prompt and everything else that stays fixed over a sampling path, once."""
+        return self.dit.condition(y0, self.prompt(refs, sims, keep, y0))
+
+    def step(self, x_t: Tensor, t: Tensor, cond: PatchCondition) -> Tensor:
+        return self.dit.step(x_t, t, cond)
+
     def forward(self, x_t: Tensor, t: Tensor, y0: Tensor, refs: Tensor | None = None,
                 sims: Tensor | None = None, keep: Tensor | None = None) -> Tensor:
         """keep: optional (M,) bool; False drops that patch's prompt (prompt dropout in training)."""
-        return self.dit(x_t, t, y0, self.prompt(refs, sims, keep, x_t))
+        return self.step(x_t, t, self.condition(y0, refs, sims, keep))
 
 
 def load_denoiser(path, expect: DenoiserConfig | None = None) -> Denoiser:

@@ -5,11 +5,16 @@ and cut into p x p tokens. Each block: adaLN-Zero self-attention (timestep-modul
 to the texture-prompt tokens (skipped when there is no prompt), adaLN-Zero MLP. Output: x0_hat =
 y0 + residual, so a freshly initialised model (zero output layer) returns the coarse patch.
 Attention goes through torch's scaled_dot_product_attention.
+
+Sampling calls the DiT several times on the same patches with the same y0 and prompt: everything
+that depends only on them (y0's share of the token embedding, each block's cross-attention keys
+and values) is computed once by `condition` and reused by every `step`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -51,12 +56,18 @@ class Attention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+    def keys_values(self, ctx: Tensor) -> tuple[Tensor, Tensor]:
+        """(M, Nc, D) context -> keys and values, each (M, h, Nc, D/h)."""
+        M, Nc, D = ctx.shape
+        k, v = self.kv(ctx).reshape(M, Nc, 2, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        return k, v
+
+    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Self-attention when kv is None, else attention to the given (keys_values) context."""
         M, N, D = x.shape
-        ctx = x if context is None else context
         h = self.heads
         q = self.q(x).reshape(M, N, h, D // h).transpose(1, 2)                 # (M, h, N, D/h)
-        k, v = self.kv(ctx).reshape(M, ctx.shape[1], 2, h, D // h).permute(2, 0, 3, 1, 4)
+        k, v = self.keys_values(x) if kv is None else kv
         out = F.scaled_dot_product_attention(q, k, v)                          # (M, h, N, D/h)
         return self.proj(out.transpose(1, 2).reshape(M, N, D))
 
@@ -79,12 +90,24 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x: Tensor, c: Tensor, prompt: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, c: Tensor, prompt_kv: tuple[Tensor, Tensor] | None) -> Tensor:
+        """prompt_kv: self.cross.keys_values(prompt), or None for no cross-attention."""
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(c).chunk(6, dim=1)              # each (M, D)
         x = x + g1[:, None] * self.attn(modulate(self.norm1(x), sh1, sc1))
-        if prompt is not None:
-            x = x + self.cross_gate * self.cross(self.norm_x(x), prompt)
+        if prompt_kv is not None:
+            x = x + self.cross_gate * self.cross(self.norm_x(x), prompt_kv)
         return x + g2[:, None] * self.mlp(modulate(self.norm2(x), sh2, sc2))
+
+
+@dataclass
+class PatchCondition:
+    """What a denoising step needs besides x_t and t, computed once per patch batch:
+    y0 (M, 3, P, P); y0's share of the token embedding plus bias and positions (M, N, D); and per
+    block the prompt's cross-attention keys and values (None: no prompt)."""
+
+    y0: Tensor
+    y_tokens: Tensor
+    prompt_kv: list[tuple[Tensor, Tensor]] | None
 
 
 class PatchDiT(nn.Module):
@@ -121,11 +144,26 @@ class PatchDiT(nn.Module):
         x = x.reshape(M, n, n, 3, p, p).permute(0, 3, 1, 4, 2, 5)             # (M, 3, n, p, n, p)
         return x.reshape(M, 3, n * p, n * p)
 
-    def forward(self, x_t: Tensor, t: Tensor, y0: Tensor, prompt: Tensor | None = None) -> Tensor:
-        h = self.embed(self.tokens(torch.cat([x_t, y0], 1))) + self.pos        # (M, N, D)
+    def condition(self, y0: Tensor, prompt: Tensor | None = None) -> PatchCondition:
+        """The step-independent work for patches y0 (M, 3, P, P) and prompt (M, L, D) or None.
+
+        The embedding is linear in the concatenated (x_t, y0) channels, so it splits exactly into
+        an x_t part (per step) and a y0 part (here)."""
+        w_y = self.embed.weight[:, self.embed.in_features // 2:]                # y0's columns
+        y_tokens = F.linear(self.tokens(y0), w_y, self.embed.bias) + self.pos    # (M, N, D)
+        kv = None if prompt is None else [b.cross.keys_values(prompt) for b in self.blocks]
+        return PatchCondition(y0, y_tokens, kv)
+
+    def step(self, x_t: Tensor, t: Tensor, cond: PatchCondition) -> Tensor:
+        """x0_hat (M, 3, P, P) for noisy patches x_t at timesteps t (M,), given `condition`."""
+        w_x = self.embed.weight[:, :self.embed.in_features // 2]                # x_t's columns
+        h = F.linear(self.tokens(x_t), w_x) + cond.y_tokens                     # (M, N, D)
         c = self.t_mlp(timestep_embedding(t, self.cfg.dim))                     # (M, D)
-        for blk in self.blocks:
-            h = blk(h, c, prompt)
+        for i, blk in enumerate(self.blocks):
+            h = blk(h, c, None if cond.prompt_kv is None else cond.prompt_kv[i])
         sh, sc = self.ada_out(c).chunk(2, dim=1)
         res = self.untokens(self.out(modulate(self.norm_out(h), sh, sc)))      # (M, 3, P, P)
-        return y0 + res
+        return cond.y0 + res
+
+    def forward(self, x_t: Tensor, t: Tensor, y0: Tensor, prompt: Tensor | None = None) -> Tensor:
+        return self.step(x_t, t, self.condition(y0, prompt))

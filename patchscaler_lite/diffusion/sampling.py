@@ -5,9 +5,10 @@ N_g deterministic DDIM calls down to 0. Patches are independent, so each group i
 bounded batches of patches; memory does not grow with image size. `patch_nfe` counts exactly one
 per patch per denoiser call.
 
-Samplers take one `denoise(x_t, t, y0, idx) -> x0_hat` callable (idx: the patch indices of the
-batch, so the caller can look up per-patch conditions such as texture prompts) and a per-step
-`callback(StepInfo)`, so notebooks can watch every step.
+Samplers take one `condition(y0, idx) -> denoise` callable, called once per patch batch (idx: the
+indices of the batch's patches, so the caller can look up per-patch conditions such as texture
+prompts, and prepare them once for the whole path); `denoise(x_t, t) -> x0_hat` is then called at
+every step. A per-step `callback(StepInfo)` lets notebooks watch every step.
 """
 
 from __future__ import annotations
@@ -54,15 +55,16 @@ class SampleStats:
 
 
 @torch.no_grad()
-def sample_group(denoise, y0: Tensor, idx: Tensor, t_start: int, steps: int, eps: Tensor,
+def sample_group(condition, y0: Tensor, idx: Tensor, t_start: int, steps: int, eps: Tensor,
                  abar: Tensor, *, group: int = 0, callback=None) -> Tensor:
     """Shortcut path for one batch: y0 (M, 3, P, P) in [-1, 1] noised to t_start (Eq. 6), then
     `steps` DDIM calls down to t = 0. eps: (M, 3, P, P) standard normal. Returns x0 (M, 3, P, P)."""
     ts = timesteps_for(t_start, steps)                                # t_0 > ... > t_S = 0
     x = shortcut_start(y0, t_start, eps, abar)
+    denoise = condition(y0, idx)                                      # once for the whole path
     for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:])):
         tt = torch.full((len(x),), t, device=x.device, dtype=torch.long)
-        x0_hat = denoise(x, tt, y0, idx).float()
+        x0_hat = denoise(x, tt).float()
         x_next = ddim_step(x, x0_hat, t, t_next, abar) if t_next > 0 else x0_hat
         if callback is not None:
             callback(StepInfo(group, i, t, t_next, x, x_next, x0_hat, idx))
@@ -71,9 +73,10 @@ def sample_group(denoise, y0: Tensor, idx: Tensor, t_start: int, steps: int, eps
 
 
 @torch.no_grad()
-def sample_patches(denoise, y0: Tensor, groups: Tensor, cfg: PGSConfig, eps: Tensor, *,
+def sample_patches(condition, y0: Tensor, groups: Tensor, cfg: PGSConfig, eps: Tensor, *,
                    callback=None, progress=None) -> tuple[Tensor, SampleStats]:
-    """Run PGS over all patches. y0, eps: (N, 3, P, P); groups: (N,) ids in {0, 1, 2}.
+    """Run PGS over all patches. y0, eps: (N, 3, P, P); groups: (N,) ids in {0, 1, 2};
+    condition(y0_batch, idx) -> denoise(x_t, t) -> x0_hat (see the module docstring).
 
     Returns the restored patches (N, 3, P, P) in [-1, 1] and the exact NFE accounting.
     """
@@ -88,7 +91,7 @@ def sample_patches(denoise, y0: Tensor, groups: Tensor, cfg: PGSConfig, eps: Ten
         stats.patches[g] = len(sel)
         stats.patch_nfe[g] = len(sel) * steps
         for chunk in sel.split(cfg.batch_size):
-            out[chunk] = sample_group(denoise, y0[chunk], chunk, t_start, steps, eps[chunk], abar,
+            out[chunk] = sample_group(condition, y0[chunk], chunk, t_start, steps, eps[chunk], abar,
                                       group=g, callback=callback)
             if progress is not None:
                 progress(len(chunk))

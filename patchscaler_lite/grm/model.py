@@ -18,8 +18,10 @@ from ..config import GRMConfig
 from ..data import bicubic_up
 from ..errors import WeightsError
 from ..image_io import check_image
-from ..patches import run_tiled
+from ..patches import run_with_halo
 from ..weights import default_weights, load_into, load_state
+
+BICUBIC_RADIUS = 2        # LR pixels either side that a bicubic x s output pixel reads
 
 
 class ResBlock(nn.Module):
@@ -52,6 +54,16 @@ class GlobalRestorationModule(nn.Module):
         )
         nn.init.zeros_(self.to_rgb.weight)                          # start as plain bicubic
         nn.init.zeros_(self.to_rgb.bias)
+
+    @property
+    def receptive_radius(self) -> int:
+        """LR pixels around a pixel that can change its outputs: the 3x3 convolutions on the longest
+        path (head, body, body_out, then the deeper of the two heads), or bicubic's 2, if more."""
+        def r(*mods) -> int:
+            return sum((m.kernel_size[0] - 1) // 2 for mod in mods for m in mod.modules()
+                       if isinstance(m, nn.Conv2d))
+        trunk = r(self.head, self.body, self.body_out)
+        return max(trunk + max(r(self.to_rgb), r(self.to_conf)), BICUBIC_RADIUS)
 
     def forward(self, lr: Tensor) -> tuple[Tensor, Tensor]:
         s = self.cfg.scale
@@ -106,24 +118,24 @@ def load_grm(path=None, expect: GRMConfig | None = None) -> GlobalRestorationMod
 
 
 @torch.no_grad()
-def restore(model: GlobalRestorationModule, lr: Tensor, tile: int | None = 128,
-            overlap: int = 16) -> tuple[Tensor, Tensor]:
+def restore(model: GlobalRestorationModule, lr: Tensor, tile: int | None = 128) -> tuple[Tensor, Tensor]:
     """Run the GRM on (B, 3, h, w) LR in [0, 1] -> (coarse (B, 3, sh, sw), confidence (B, 1, sh, sw)).
 
-    Images with a side above `tile` LR pixels are processed as overlapping LR tiles whose HR
-    outputs are blended (patches.run_tiled), so memory stays bounded for any image size.
+    Images with a side above `tile` LR pixels run tile by tile, each tile with a halo as wide as
+    the GRM's receptive field (patches.run_with_halo): memory is bounded for any image size and
+    the result equals the untiled one (up to float rounding).
     bf16 autocast on CUDA, float32 elsewhere; the device is the one of `lr`.
     """
     lr = check_image(lr, "lr")
     cuda = lr.device.type == "cuda"
-    s = model.cfg.scale
 
-    def run(x: Tensor) -> tuple[Tensor, Tensor]:
+    def run(x: Tensor) -> Tensor:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             y, c = model(x)
-        return y.float().clamp(0, 1), c.float()
+        return torch.cat([y.float().clamp(0, 1), c.float()], 1)            # (B, 4, sh, sw)
 
     if tile is None or max(lr.shape[-2:]) <= tile:
-        return run(lr)
-    out = run_tiled(lambda t: torch.cat(run(t), 1), lr, tile, overlap, s)   # (B, 4, sh, sw)
-    return out[:, :3].clamp(0, 1), out[:, 3:]
+        out = run(lr)
+    else:
+        out = run_with_halo(run, lr, tile, model.receptive_radius, model.cfg.scale)
+    return out[:, :3], out[:, 3:]

@@ -227,14 +227,31 @@ def search(queries: Tensor, keys: Tensor, k: int, *, chunk: int = 16384,
     return best_i, best_s
 
 
-def retrieve(memory: TextureMemory, patches: Tensor, k: int = 4, *,
-             exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+QUERY_CHUNK = 128        # patches embedded and searched at a time (see retrieve)
+
+
+def retrieve(memory: TextureMemory, patches: Tensor, k: int = 4, *, exclude: Tensor | None = None,
+             chunk: int = QUERY_CHUNK) -> tuple[Tensor, Tensor]:
     """Top-k entries for coarse patches (B, 3, P, P) in [0, 1] -> (indices (B, k), sims (B, k)).
 
     Values: memory.values_float(indices) -> (B, k, 3, P, P). exclude: optional (B,) source ids
     (indices into memory.source_names): entries cut from that photo are skipped, so in training
     the memory never hands the model the very HR patch it must produce.
+    The queries are embedded and searched `chunk` patches at a time: the embedder's activations
+    and the (chunk, M) similarity block stay bounded whatever the image size, and each patch's
+    result does not depend on the chunk it falls in.
     """
     if not 1 <= k <= memory.size:
         raise PatchScalerError(f"k={k} must be between 1 and the memory size M={memory.size}")
-    return search(memory.embed(patches), memory.keys, k, exclude=exclude, key_sources=memory.sources)
+    if chunk < 1:
+        raise PatchScalerError(f"chunk must be >= 1, got {chunk}")
+    ids, sims = [], []
+    for start in range(0, len(patches), chunk):
+        ex = None if exclude is None else exclude[start:start + chunk]
+        i, s = search(memory.embed(patches[start:start + chunk]), memory.keys, k, exclude=ex,
+                      key_sources=memory.sources)
+        ids.append(i)
+        sims.append(s)
+    if not ids:
+        return patches.new_zeros(0, k, dtype=torch.long), patches.new_zeros(0, k)
+    return torch.cat(ids), torch.cat(sims)
