@@ -90,6 +90,14 @@ def blend_window(patch_size: int, overlap: int, device=None, dtype=torch.float32
 
 def unpatchify(patches: Tensor, layout: PatchLayout) -> Tensor:
     """(B * nh * nw, C, P, P) -> (B, C, H, W), overlaps blended with `blend_window`."""
+    num, den = fold_sums(patches, layout)
+    return (num / den)[..., : layout.height, : layout.width]
+
+
+def fold_sums(patches: Tensor, layout: PatchLayout) -> tuple[Tensor, Tensor]:
+    """The two sums of the blend over the padded canvas: sum of window * patch (B, C, Hp, Wp) and
+    sum of window (1, 1, Hp, Wp); their ratio is the blended image. Kept apart so that a large
+    image can be blended a band of patch rows at a time (streaming.py)."""
     P, s = layout.patch_size, layout.stride
     N = layout.patches_per_image
     C = patches.shape[1]  # may differ from layout.channels (e.g. a 1-channel map on an RGB layout)
@@ -99,10 +107,9 @@ def unpatchify(patches: Tensor, layout: PatchLayout) -> Tensor:
     win = blend_window(P, layout.overlap, patches.device, patches.dtype)
     cols = (patches * win).reshape(layout.batch, N, C * P * P).transpose(1, 2)   # (B, C*P*P, N)
     Hp, Wp = layout.padded
-    out = F.fold(cols, (Hp, Wp), kernel_size=P, stride=s)                       # (B, C, Hp, Wp)
+    num = F.fold(cols, (Hp, Wp), kernel_size=P, stride=s)                       # (B, C, Hp, Wp)
     wcols = win.reshape(1, P * P, 1).expand(1, P * P, N)
-    norm = F.fold(wcols, (Hp, Wp), kernel_size=P, stride=s)                     # (1, 1, Hp, Wp)
-    return (out / norm)[..., : layout.height, : layout.width]
+    return num, F.fold(wcols, (Hp, Wp), kernel_size=P, stride=s)                # (1, 1, Hp, Wp)
 
 
 def patch_means(x: Tensor, layout: PatchLayout) -> Tensor:
