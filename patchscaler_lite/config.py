@@ -366,6 +366,24 @@ class PGSConfig:
         return dataclasses.asdict(self)
 
 
+# The fidelity dial: one number in [0, 1] for the trade between staying close to the coarse image
+# and synthesising detail. Only the start steps move (T3 from FIDELITY_T3[0] at F = 0 down to
+# FIDELITY_T3[1] at F = 1, T1 and T2 in the default's proportions 1 : 3 : 7), so the groups, the
+# step counts and the patch-NFE are the same at every setting. F = 0 starts the Hard group at the
+# Patch-DiT's training limit t_max = 400 (farther would be outside what it learned); the default
+# plan (50, 150, 350) sits at F = 1/6.
+FIDELITY_T3 = (400, 100)
+
+
+def fidelity_pgs(fidelity: float, base: PGSConfig | None = None) -> PGSConfig:
+    """The PGS plan of `base` (default: PGSConfig()) with the start steps set by the dial."""
+    _check(0.0 <= fidelity <= 1.0, f"fidelity must be in [0, 1], got {fidelity}")
+    base = PGSConfig() if base is None else base
+    t3 = FIDELITY_T3[0] + (FIDELITY_T3[1] - FIDELITY_T3[0]) * fidelity
+    starts = (round(t3 / 7), round(3 * t3 / 7), round(t3))
+    return dataclasses.replace(base, starts=starts, uniform=None)
+
+
 # ---------------------------------------------------------------------------- the presets table
 @dataclass(frozen=True)
 class Preset:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from patchscaler_lite.config import PGSConfig, check_schedule
+from patchscaler_lite.config import PGSConfig, check_schedule, fidelity_pgs
 from patchscaler_lite.diffusion.sampling import sample_patches
 from patchscaler_lite.errors import PatchScalerError
 
@@ -71,3 +71,15 @@ def test_bad_schedules_are_refused(starts, steps):
 def test_bad_uniform_is_refused():
     with pytest.raises(PatchScalerError):
         PGSConfig(uniform=(100, 0))
+
+
+def test_the_fidelity_dial_moves_only_the_start_steps():
+    base = PGSConfig()
+    assert fidelity_pgs(1 / 6).starts == base.starts                   # the default sits at 1/6
+    plans = [fidelity_pgs(f / 10) for f in range(11)]                 # every setting is valid
+    t3 = [p.starts[2] for p in plans]
+    assert t3[0] == 400 and t3[-1] == 100 and all(a > b for a, b in zip(t3, t3[1:]))
+    assert {p.steps for p in plans} == {base.steps} and {p.grouping for p in plans} == {base.grouping}
+    for bad in (-0.01, 1.5, float("nan")):
+        with pytest.raises(PatchScalerError, match="fidelity"):
+            fidelity_pgs(bad)
