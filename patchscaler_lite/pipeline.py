@@ -38,15 +38,20 @@ MAX_LR_PIXELS = 4_000_000     # LR inputs above this are refused (the x4 output 
 
 
 def _find(folder: Path, kind: str, preset: str) -> Path:
-    """folder/<kind>_<preset>.safetensors, or the only <kind>_*.safetensors in the folder."""
+    """folder/<kind>_<preset>.safetensors; or, in a folder of one other preset only (grm_tiny,
+    dit_tiny, memory_tiny), that preset's file. A folder mixing presets is refused: a missing
+    dit_lite beside grm_lite never silently becomes dit_tiny."""
     p = folder / f"{kind}_{preset}.safetensors"
     if p.is_file():
         return p
     found = sorted(folder.glob(f"{kind}_*.safetensors"))
-    if len(found) == 1:
+    presets = sorted({q.stem.split("_", 1)[1] for k in ("grm", "dit", "memory")
+                      for q in folder.glob(f"{k}_*.safetensors")})
+    if len(found) == 1 and len(presets) == 1:
         return found[0]
-    raise PatchScalerError(f"{folder}: expected {p.name}" + (f" (found {len(found)} {kind}_* files)"
-                                                             if found else " (not found)"))
+    names = ", ".join(q.name for q in found) or f"no {kind}_* file"
+    mixed = f"; the folder mixes presets {', '.join(presets)}" if len(presets) > 1 else ""
+    raise PatchScalerError(f"{folder}: no {p.name} (found {names}{mixed})")
 
 
 @dataclass

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 
+from .atomic import json_bytes, write_atomic
 from .errors import WeightsError
-from .image_io import write_atomic
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -31,21 +31,21 @@ def save_weights(path, state: dict[str, torch.Tensor], kind: str, config: dict,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"kind": kind, "config": json.dumps(config, sort_keys=True)}
-    tensors = {k: v.detach().float().cpu().contiguous() for k, v in state.items()}
-    tmp = path.with_name(f".{path.name}.partial")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
-    side = {"kind": kind, "config": config}
-    write_atomic(path.with_suffix(".json"), lambda f: f.write(json.dumps(side, indent=2).encode()))
+    blob = save({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, metadata=meta)
+    write_atomic(path, lambda f: f.write(blob))
+    side = json_bytes({"kind": kind, "config": config}, path.with_suffix(".json"))
+    write_atomic(path.with_suffix(".json"), lambda f: f.write(side))
     if report is not None:
-        write_atomic(path.with_suffix(".report.json"),
-                     lambda f: f.write(json.dumps(report, indent=2).encode()))
+        text = json_bytes(report, path.with_suffix(".report.json"))
+        write_atomic(path.with_suffix(".report.json"), lambda f: f.write(text))
     return path
 
 
 def read_metadata(path) -> tuple[str, dict]:
     """(kind, config) stored in a weight file; WeightsError if missing or corrupt."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder, expected a .safetensors weight file")
     if not path.is_file():
         raise WeightsError(f"{path}: weight file not found")
     try:
@@ -82,7 +82,16 @@ def load_state(path, kind: str, expect_config: dict | None = None) -> tuple[dict
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: corrupt tensor data ({e})") from None
+    _check_finite(state, path)
     return state, cfg
+
+
+def _check_finite(state: dict[str, torch.Tensor], path) -> None:
+    """WeightsError naming the file and a tensor when any weight is NaN or infinite."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsError(f"{path}: tensor {bad[0]} holds NaN or infinite values ({len(bad)} of "
+                           f"{len(state)} tensors; a damaged file or a diverged training run)")
 
 
 def load_into(model: torch.nn.Module, state: dict, path) -> None:

@@ -9,9 +9,15 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ..errors import PatchScalerError
-from . import bench, data, demo, memory, qmap, train, upscale
-from .common import Parser
+from ..runtime import configure_cli_process
+
+configure_cli_process()          # the entry point's CPU policy, before torch loads: see runtime.py
+
+from tqdm.auto import tqdm  # noqa: E402
+
+from ..errors import USER_ERRNOS, PatchScalerError  # noqa: E402
+from . import bench, data, demo, memory, qmap, train, upscale  # noqa: E402
+from .common import Parser  # noqa: E402
 
 
 def build_parser() -> Parser:
@@ -28,7 +34,7 @@ COMMANDS = {"upscale": upscale.run, "bench": bench.run, "qmap": qmap.run_qmap_co
 
 
 def _show_note(message, category, filename, lineno, file=None, line=None):
-    print(f"note: {message}", file=sys.stderr)
+    tqdm.write(f"note: {message}", file=sys.stderr)     # its own line, even under a progress bar
 
 
 def main(argv=None) -> int:
@@ -43,6 +49,11 @@ def main(argv=None) -> int:
             return COMMANDS[args.command](args)
     except PatchScalerError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:                               # disk full, permission denied, ...
+        if e.errno not in USER_ERRNOS:
+            raise
+        print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""What every command shares: one-line argparse errors, number lists, --device, grouping options."""
+"""What every command shares: one-line argparse errors, number lists, seeds and counts checked when
+parsing, --device, --force, grouping options."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from ..config import GroupingConfig, PGSConfig, check_schedule
 from ..errors import PatchScalerError
+from ..pipeline import MAX_LR_PIXELS
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,15 +37,33 @@ def numbers(n: int, what: str, kind=float):
     return parse
 
 
-def positive(s: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+def int_in(lo: int, hi: int | None, what: str):
+    """argparse type: an integer in lo .. hi (hi None: no upper bound), `what` in the message."""
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            v = None
+        if v is None or v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}")
+        return v
+    return parse
+
+
+positive = int_in(1, None, "a positive integer")
+non_negative = int_in(0, None, "an integer >= 0")
+seed = int_in(0, 2**63 - 1, f"an integer in 0 .. {2**63 - 1}")    # what torch.Generator accepts
+
+
+def add_max_pixels(p) -> None:
+    p.add_argument("--max-pixels", type=positive, default=MAX_LR_PIXELS, metavar="N",
+                   help=f"refuse inputs above N LR pixels, read from the file header before "
+                        f"decoding (default {MAX_LR_PIXELS:,}; memory grows with the image)")
+
+
+def add_force(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing outputs (never an input; see README: outputs)")
 
 
 def resolve_device(name: str) -> torch.device:

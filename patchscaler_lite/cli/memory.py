@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..data import load_folder
 from ..eval.retrieval import evaluate_retrieval
-from ..image_io import write_atomic
+from ..image_io import list_images
+from ..jobs.files import Outputs
 from ..jobs.memory import build_memory_file, memory_config, query_figure
 from ..photoset import split_names
-from .common import resolve_device
+from .common import add_force, positive, resolve_device, seed
 
 
 def _xy(s: str) -> tuple[int, int]:
@@ -37,10 +37,10 @@ def _add_build(msub) -> None:
     b.add_argument("--images", required=True, help="folder of HR photos")
     b.add_argument("--split", default=None, help="only photos of this split (splits.json in or "
                    "beside the folder)")
-    b.add_argument("--size", type=int, default=1024, help="M: number of entries (default 1024)")
-    b.add_argument("--patch-size", type=int, default=32, help="P: patch side in HR pixels")
-    b.add_argument("--n-patches", type=int, default=50_000, help="HR patches to sample")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--size", type=positive, default=1024, help="M: number of entries (default 1024)")
+    b.add_argument("--patch-size", type=positive, default=32, help="P: patch side in HR pixels")
+    b.add_argument("--n-patches", type=positive, default=50_000, help="HR patches to sample")
+    b.add_argument("--seed", type=seed, default=0)
     b.add_argument("--keys", default="coarse",
                    help="coarse (default): describe each patch's GRM coarse twin, the domain of "
                         "the queries | hr: describe the HR patch itself")
@@ -48,9 +48,10 @@ def _add_build(msub) -> None:
     b.add_argument("--descriptor", default="learned", choices=("learned", "gabor"),
                    help="learned (default): train a small texture embedding on these photos | "
                         "gabor: the fixed Gabor filter-bank descriptor")
-    b.add_argument("--embed-iters", type=int, default=None,
+    b.add_argument("--embed-iters", type=positive, default=None,
                    help="training steps of the learned texture embedding (default 500)")
     b.add_argument("-o", "--out", required=True, help="output .safetensors (+ JSON beside it)")
+    add_force(b)
     b.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
 
@@ -60,11 +61,12 @@ def _add_query(msub) -> None:
     q.add_argument("--memory", default=None, help="memory file (default: shipped memory_lite)")
     q.add_argument("--weights", default=None, help="GRM weights (default: shipped grm_lite)")
     q.add_argument("--hr", action="store_true", help="the image is HR: degrade it x4 first")
-    q.add_argument("--k", type=int, default=4, help="K entries per query (default 4)")
+    q.add_argument("--k", type=positive, default=4, help="K entries per query (default 4)")
     q.add_argument("--xy", type=_xy, default=None, metavar="X,Y",
                    help="top-left corner of one query patch in coarse (HR) pixels")
-    q.add_argument("--n", type=int, default=4, help="query patches when --xy is not given")
+    q.add_argument("--n", type=positive, default=4, help="query patches when --xy is not given")
     q.add_argument("-o", "--out", required=True, help="output PNG")
+    add_force(q)
     q.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
 
@@ -74,11 +76,11 @@ def _add_eval(msub) -> None:
     e.add_argument("--weights", default=None, help="GRM weights (default: shipped grm_lite)")
     e.add_argument("--coarse", default="grm", help="grm | bicubic: how coarse queries are made")
     e.add_argument("--keys", default="coarse", help="coarse | hr: what the memory keys describe")
-    e.add_argument("--size", type=int, default=1024)
-    e.add_argument("--k", type=int, default=4)
-    e.add_argument("--patch-size", type=int, default=32)
-    e.add_argument("--n-patches", type=int, default=50_000)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--size", type=positive, default=1024)
+    e.add_argument("--k", type=positive, default=4)
+    e.add_argument("--patch-size", type=positive, default=32)
+    e.add_argument("--n-patches", type=positive, default=50_000)
+    e.add_argument("--seed", type=seed, default=0)
     e.add_argument("--descriptor", default="learned", choices=("learned", "gabor"),
                    help="learned (default; trained on the memory photos only) | gabor")
     e.add_argument("--ablate", action="store_true",
@@ -87,6 +89,7 @@ def _add_eval(msub) -> None:
     e.add_argument("--data", default=None, help="folder of HR photos (a corpus): halve every "
                    "photo of --split instead of the three shipped textures")
     e.add_argument("--split", default=None, help="with --data: only the photos of this split")
+    add_force(e)
     e.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
 
@@ -99,7 +102,8 @@ def _build(args) -> int:
     cfg = memory_config(args.size, args.patch_size, args.n_patches, args.descriptor, args.keys,
                         args.seed)
     mem = build_memory_file(args.images, Path(args.out), cfg, split=args.split, weights=args.weights,
-                            device=resolve_device(args.device), embed_iters=args.embed_iters)
+                            device=resolve_device(args.device), embed_iters=args.embed_iters,
+                            force=args.force)
     mb = Path(args.out).stat().st_size / 2**20
     print(f"memory: M={mem.size} entries of {mem.patch_size}x{mem.patch_size} from "
           f"{len(mem.source_names)} images ({cfg.n_patches} patches) in "
@@ -109,7 +113,8 @@ def _build(args) -> int:
 
 def _query(args) -> int:
     rows = query_figure(Path(args.image), Path(args.out), memory=args.memory, weights=args.weights,
-                        k=args.k, xy=args.xy, n=args.n, hr=args.hr, device=resolve_device(args.device))
+                        k=args.k, xy=args.xy, n=args.n, hr=args.hr, device=resolve_device(args.device),
+                        force=args.force)
     for (x, y), hits in rows:
         print(f"({x},{y}): " + ", ".join(f"#{a} {src} {s:.3f}" for a, src, s in hits))
     print(f"-> {args.out}")
@@ -125,12 +130,14 @@ def _eval_photos(args) -> dict:
 
 
 def _eval(args) -> int:
-    rep = evaluate_retrieval(weights=args.weights, coarse=args.coarse, keys=args.keys,
-                             size=args.size, k=args.k, descriptor=args.descriptor,
-                             patch_size=args.patch_size, n_patches=args.n_patches, seed=args.seed,
-                             ablate=args.ablate, device=resolve_device(args.device),
-                             **_eval_photos(args))
-    write_atomic(Path(args.json), lambda f: f.write(json.dumps(rep, indent=2).encode()))
+    inputs = [] if args.data is None else list_images([args.data])
+    device = resolve_device(args.device)
+    with Outputs([Path(args.json)], inputs=inputs, force=args.force) as outs:
+        rep = evaluate_retrieval(weights=args.weights, coarse=args.coarse, keys=args.keys,
+                                 size=args.size, k=args.k, descriptor=args.descriptor,
+                                 patch_size=args.patch_size, n_patches=args.n_patches, seed=args.seed,
+                                 ablate=args.ablate, device=device, **_eval_photos(args))
+        outs.write_json(Path(args.json), rep)
     vals = sorted(rep["per_texture"].values())
     per = (", ".join(f"{n} {v:.2f}" for n, v in rep["per_texture"].items()) if len(vals) <= 5 else
            f"{len(vals)} photos: worst {vals[0]:.2f}, median {vals[len(vals) // 2]:.2f}")

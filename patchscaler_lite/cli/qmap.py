@@ -7,7 +7,16 @@ from pathlib import Path
 import pandas as pd
 
 from ..jobs.qmap import qmap_report_file, run_qmap
-from .common import add_device, add_grouping, grouping_from_args, positive, resolve_device
+from .common import (
+    add_device,
+    add_force,
+    add_grouping,
+    add_max_pixels,
+    grouping_from_args,
+    positive,
+    resolve_device,
+    seed,
+)
 
 
 def add_parser(sub) -> None:
@@ -17,7 +26,8 @@ def add_parser(sub) -> None:
     q.add_argument("--weights", default=None, help="GRM weights (default: shipped lite weights)")
     q.add_argument("--patch-size", type=positive, default=None,
                    help="Qmap patch size in HR pixels (default: the pipeline's, 32)")
-    q.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    add_force(q)
+    add_max_pixels(q)
     add_grouping(q)
     add_device(q)
     r = sub.add_parser("qmap-report", help="does the Qmap track the true per-patch error? (JSON)")
@@ -27,13 +37,15 @@ def add_parser(sub) -> None:
     r.add_argument("--patch-size", type=positive, default=32)
     r.add_argument("--weights", default=None)
     r.add_argument("--json", required=True, help="output JSON file")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=seed, default=0)
+    add_force(r)
     add_device(r)
 
 
 def run_qmap_command(args) -> int:
     rows = run_qmap(args.inputs, Path(args.out), grouping=grouping_from_args(args),
-                    weights=args.weights, device=resolve_device(args.device), force=args.force)
+                    weights=args.weights, device=resolve_device(args.device), force=args.force,
+                    max_pixels=args.max_pixels)
     for r in rows:
         (w, h), (W, H) = r["size"], r["out_size"]
         print(f"{r['image']}: {w}x{h} -> {W}x{H}  simple {r['simple']}  medium {r['medium']}  "
@@ -44,7 +56,8 @@ def run_qmap_command(args) -> int:
 def run_report_command(args) -> int:
     rep = qmap_report_file(Path(args.hr_dir), Path(args.json), split=args.split,
                            degradation=args.degradation, patch_size=args.patch_size,
-                           weights=args.weights, device=resolve_device(args.device), seed=args.seed)
+                           weights=args.weights, device=resolve_device(args.device), seed=args.seed,
+                           force=args.force)
     rows = [{"image": r["image"], "psnr_bicubic": r["psnr"]["bicubic"], "psnr_grm": r["psnr"]["grm"],
              "gain_db": r["psnr"]["grm"] - r["psnr"]["bicubic"], "spearman": r["spearman"],
              "spearman_heuristic": r["spearman_heuristic"]} for r in rep["images"]]

@@ -10,12 +10,14 @@ from pathlib import Path
 from ..config import preset
 from ..data import data_dir
 from ..diffusion.training import train_dit
+from ..errors import OutputError
 from ..grm.model import load_grm
 from ..grm.training import train_grm
+from ..jobs.files import check_output, make_folders, remove_folders
 from ..photoset import MARGIN, load_photo_set
 from ..texture.store import load_memory
 from ..weights import default_weights
-from .common import add_device, resolve_device
+from .common import add_device, non_negative, positive, resolve_device
 
 
 def add_parser(sub) -> None:
@@ -23,14 +25,14 @@ def add_parser(sub) -> None:
     tsub = p.add_subparsers(dest="what", required=True)
     t = tsub.add_parser("grm", help="train the Global Restoration Module on the shipped train photos")
     t.add_argument("--preset", default="lite", help="tiny | lite | base (default lite)")
-    t.add_argument("--iters", type=int, default=None, help="override the preset's iteration count")
+    t.add_argument("--iters", type=positive, default=None, help="override the preset's iteration count")
     t.add_argument("--degradation", default=None, help="bicubic | realistic (default: preset's)")
-    t.add_argument("--calib-iters", type=int, default=None,
+    t.add_argument("--calib-iters", type=non_negative, default=None,
                    help="confidence-calibration steps after the joint stage (default: preset's)")
     _common(t)
     t = tsub.add_parser("dit", help="train Patch-DiT + texture encoder on GRM coarse / HR pairs")
     t.add_argument("--preset", default="lite", help="tiny | lite | base (default lite)")
-    t.add_argument("--iters", type=int, default=None, help="override the preset's iteration count")
+    t.add_argument("--iters", type=positive, default=None, help="override the preset's iteration count")
     t.add_argument("--grm", default=None, help="GRM weights (default: shipped lite)")
     t.add_argument("--memory", default=None, help="texture memory (default: shipped lite)")
     _common(t)
@@ -41,12 +43,36 @@ def _common(t) -> None:
                    "it (a built corpus: data/corpus); default: the shipped data/photos")
     t.add_argument("-o", "--out", required=True, help="output folder (checkpoint, weights, report)")
     t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    t.add_argument("--force", action="store_true",
+                   help="train again although the output folder holds finished weights")
     add_device(t)
 
 
 def run(args) -> int:
-    command = "patchscaler-lite " + shlex.join(sys.argv[1:])
+    """Check the output folder, make it, train; a run that fails before its first checkpoint
+    removes the folders it made (a checkpoint is kept: the next run resumes from it)."""
     pr = preset(args.preset)
+    out = Path(args.out)
+    _check_out(out, f"{args.what}_{pr.grm.name if args.what == 'grm' else pr.dit.dit.name}", args.force)
+    made = make_folders(out)
+    try:
+        return _train(args, pr)
+    except BaseException:
+        if not (out / "checkpoint.pt").exists():
+            remove_folders(made)
+        raise
+
+
+def _check_out(out: Path, stem: str, force: bool) -> None:
+    """-o is a folder (or will be); its finished weights are replaced only with --force."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder (-o takes the output folder)")
+    for suffix in (".safetensors", ".json", ".report.json"):
+        check_output(out / f"{stem}{suffix}", force=force)
+
+
+def _train(args, pr) -> int:
+    command = "patchscaler-lite " + shlex.join(sys.argv[1:])
     device = resolve_device(args.device)
     folder = Path(args.data) if args.data else data_dir() / "photos"
     val = load_photo_set(folder, "val").as_float()

@@ -5,21 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..jobs.upscale import upscale_files
-from .common import add_device, add_grouping, numbers, pgs_from_args, resolve_device
+from .common import (
+    add_device,
+    add_force,
+    add_grouping,
+    add_max_pixels,
+    numbers,
+    pgs_from_args,
+    resolve_device,
+    seed,
+)
 
 
 def add_parser(sub) -> None:
     u = sub.add_parser("upscale", help="x4 super-resolution with the full PatchScaler pipeline")
     u.add_argument("inputs", nargs="+", help="LR image files or folders")
     u.add_argument("-o", "--out", required=True, help="output folder (<name>_x4.png per input)")
-    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--seed", type=seed, default=0)
     u.add_argument("--starts", type=numbers(3, "--starts", int), default=None, metavar="T1,T2,T3")
     u.add_argument("--steps", type=numbers(3, "--steps", int), default=None, metavar="N1,N2,N3")
     u.add_argument("--uniform", type=numbers(2, "--uniform", int), default=None, metavar="T,N",
                    help="baseline: every patch starts at T and takes N steps")
     u.add_argument("--no-texture", action="store_true", help="no texture prompt (ablation)")
     u.add_argument("--weights", default=None, help="folder with grm_/dit_/memory_lite.safetensors")
-    u.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    add_force(u)
+    add_max_pixels(u)
     add_grouping(u)
     add_device(u)
 
@@ -27,5 +37,5 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     upscale_files(args.inputs, Path(args.out), pgs=pgs_from_args(args), weights=args.weights,
                   device=resolve_device(args.device), seed=args.seed,
-                  texture=not args.no_texture, force=args.force)
+                  texture=not args.no_texture, force=args.force, max_pixels=args.max_pixels)
     return 0

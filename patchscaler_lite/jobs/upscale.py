@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -9,34 +10,53 @@ from tqdm.auto import tqdm
 
 from ..config import PGSConfig
 from ..errors import PatchScalerError
-from ..image_io import ensure_dir, load_image, save_image
-from ..pipeline import PatchScalerPipeline
-from .files import check_inputs
+from ..image_io import load_image
+from ..pipeline import MAX_LR_PIXELS, PatchScalerPipeline
+from .files import Outputs, check_inputs
 
 
 def load_pipeline(weights, device, pgs: PGSConfig | None = None) -> PatchScalerPipeline:
-    """The pipeline from a weights folder (None: the shipped lite weights), on `device`."""
-    return PatchScalerPipeline.from_pretrained(weights, pgs=pgs).to(device)
+    """The pipeline from a weights folder (None: the shipped lite weights), on `device`.
+
+    A folder holding one other preset only (grm_tiny, dit_tiny, memory_tiny) is used with a note.
+    """
+    if weights is not None and Path(weights).is_file():
+        raise PatchScalerError(f"{weights}: is a file; --weights takes a folder holding the "
+                               f"grm_*, dit_* and memory_*.safetensors files")
+    pipe = PatchScalerPipeline.from_pretrained(weights, pgs=pgs).to(device)
+    if weights is not None and pipe.grm.cfg.name != "lite":
+        warnings.warn(f"{weights}: no *_lite weights in the folder; using its "
+                      f"{pipe.grm.cfg.name} preset", stacklevel=2)
+    return pipe
 
 
 def upscale_files(inputs, out: Path, *, pgs: PGSConfig | None = None, weights=None, device="cpu",
-                  seed: int = 0, texture: bool = True, force: bool = False) -> list[Path]:
-    """Upscale each input to out/<stem>_x4.png; refuse clashes before any work is done."""
-    paths = check_inputs(inputs)
+                  seed: int = 0, texture: bool = True, force: bool = False,
+                  max_pixels: int = MAX_LR_PIXELS) -> list[Path]:
+    """Upscale each input to out/<stem>_x4.png (files.Outputs: all published together at the end).
+
+    Every input is checked (header, `max_pixels` LR pixels, one decode) and every output path
+    before the models load.
+    """
+    paths = [info.path for info in check_inputs(inputs, max_pixels=max_pixels)]
     targets = [Path(out) / f"{p.stem}_x4.png" for p in paths]
     if len(set(targets)) != len(targets):
         raise PatchScalerError("two inputs share a file name stem; upscale them into separate folders")
-    ensure_dir(out)
-    for p, t in zip(paths, targets):
-        if t.exists() and not force:
-            raise PatchScalerError(f"{t}: exists (use --force to overwrite)")
-        if t.resolve() == p.resolve():
-            raise PatchScalerError(f"{t}: output would overwrite its input")
+    outputs = Outputs(targets, inputs=paths, force=force)
     pipe = load_pipeline(weights, device, pgs)
-    for p, t in tqdm(list(zip(paths, targets)), desc="upscale", unit="img"):
-        lr = load_image(p)[None].to(pipe.device)
-        res = pipe(lr, generator=torch.Generator().manual_seed(seed), texture=texture)
-        save_image(res.image, t)
-        tqdm.write(f"{p.name} -> {t}  ({res.image.shape[-1]}x{res.image.shape[-2]}, patch-NFE "
-                   f"{res.total_nfe}, groups " + "/".join(str(v) for v in res.counts.values()) + ")")
+    with outputs as outs:
+        for p, t in tqdm(list(zip(paths, targets)), desc="upscale", unit="img", disable=None):
+            res = _upscale_one(pipe, p, seed, texture)
+            outs.write_image(t, res.image)
+            tqdm.write(f"{p.name} -> {t}  ({res.image.shape[-1]}x{res.image.shape[-2]}, patch-NFE "
+                       f"{res.total_nfe}, groups " + "/".join(str(v) for v in res.counts.values()) + ")")
     return targets
+
+
+def _upscale_one(pipe: PatchScalerPipeline, path: Path, seed: int, texture: bool):
+    """The pipeline on one file; its errors name the file."""
+    lr = load_image(path)[None].to(pipe.device)                         # (1, 3, h, w)
+    try:
+        return pipe(lr, generator=torch.Generator().manual_seed(seed), texture=texture)
+    except PatchScalerError as e:
+        raise PatchScalerError(f"{path}: {e}") from None
