@@ -16,7 +16,7 @@ of whole patch rows, with at most `patch_budget` patches in flight:
 
 Every patch's result depends only on its own inputs, so the output equals the whole-image run up
 to float rounding (tests/test_streaming.py), while peak memory is set by the band, not the photo.
-The GRM runs twice, plus its halo rows: a few per cent more time on large images.
+On an image of several bands the GRM runs twice, plus its halo rows: a few per cent more time.
 """
 
 from __future__ import annotations
@@ -75,13 +75,14 @@ def band_grm(pipe, lr: Tensor, layout: PatchLayout, i0: int, i1: int) -> tuple[T
     return coarse[..., rows, :], conf[..., rows, :]
 
 
-def stream_qmap(pipe, lr: Tensor, layout: PatchLayout, budget: int) -> Tensor:
-    """Pass 1: the Qmap (nh, nw), band by band."""
-    q = []
-    for i0, i1 in bands(layout, budget):
-        _, conf = band_grm(pipe, lr, layout, i0, i1)
+def stream_qmap(pipe, lr: Tensor, layout: PatchLayout, budget: int) -> tuple[Tensor, tuple | None]:
+    """Pass 1: the Qmap (nh, nw), band by band; and the GRM's output when the image is one band
+    (then pass 2 reuses it, and a small image costs what the whole-image run costs)."""
+    q, parts = [], bands(layout, budget)
+    for i0, i1 in parts:
+        coarse, conf = band_grm(pipe, lr, layout, i0, i1)
         q.append(patch_means(conf, make_layout(conf.shape, layout.patch_size, layout.overlap))[0])
-    return torch.cat(q)
+    return torch.cat(q), ((coarse, conf) if len(parts) == 1 else None)
 
 
 class _Blender:
@@ -117,11 +118,11 @@ def stream_upscale(pipe, lr: Tensor, sink, *, generator=None, pgs: PGSConfig | N
     s, P = pipe.grm.cfg.scale, pipe.patch_size
     layout = make_layout((1, 3, lr.shape[-2] * s, lr.shape[-1] * s), P, pgs.grouping.overlap)
     stats = StreamStats(layout)
-    stats.qmap = stream_qmap(pipe, lr, layout, patch_budget)
+    stats.qmap, kept = stream_qmap(pipe, lr, layout, patch_budget)
     stats.groups = assign_groups(stats.qmap[None], pgs.grouping)[0]
     blender = _Blender(layout, sink)
     for i0, i1 in bands(layout, patch_budget):
-        coarse, _ = band_grm(pipe, lr, layout, i0, i1)
+        coarse, _ = kept or band_grm(pipe, lr, layout, i0, i1)
         y0, _ = patchify(coarse, P, layout.overlap)                      # (k * nw, 3, P, P)
         eps = torch.randn((len(y0), 3, P, P), generator=generator).to(y0)
         x0, st = sample_patches(pipe._conditioner(y0, texture), to_signal(y0),

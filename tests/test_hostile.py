@@ -34,6 +34,7 @@ from patchscaler_lite.grm.model import GlobalRestorationModule, load_grm
 from patchscaler_lite.image_io import ImageConversionWarning, check_image, load_image, save_image
 from patchscaler_lite.jobs import bench as bench_job
 from patchscaler_lite.jobs import files
+from patchscaler_lite.jobs import upscale as upscale_job
 from patchscaler_lite.pipeline import MAX_LR_PIXELS, PatchScalerPipeline
 from patchscaler_lite.texture.memory import build_memory
 from patchscaler_lite.texture.store import save_memory
@@ -360,13 +361,13 @@ def test_row10_a_concurrent_run_is_never_silently_replaced(tmp_path, lr_png, cap
                                                            tiny_weights):
     out = tmp_path / "out"
     target = out / "coffee_lr_x4.png"
-    real = PatchScalerPipeline.__call__
+    real = upscale_job.stream_upscale
 
-    def other_run_finishes_first(self, *args, **kwargs):
-        res = real(self, *args, **kwargs)
+    def other_run_finishes_first(*args, **kwargs):
+        res = real(*args, **kwargs)
         target.write_bytes(b"the other run's output")
         return res
-    monkeypatch.setattr(PatchScalerPipeline, "__call__", other_run_finishes_first)
+    monkeypatch.setattr(upscale_job, "stream_upscale", other_run_finishes_first)
     code, _, err = run(["upscale", lr_png, "-o", out, "--weights", tiny_weights], capsys)
     line = one_error_line(err)
     assert code == 2 and str(target) in line and "another run" in line
@@ -693,9 +694,9 @@ def test_policy_a_failed_forced_run_keeps_the_old_files(tmp_path, lr_png, capsys
 
 
 def test_policy_interrupt_cleans_up(tmp_path, lr_png, capsys, monkeypatch, tiny_weights):
-    def interrupted(self, *args, **kwargs):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(PatchScalerPipeline, "__call__", interrupted)
+    monkeypatch.setattr(upscale_job, "stream_upscale", interrupted)
     code, _, err = run(["upscale", lr_png, "-o", tmp_path / "out", "--weights", tiny_weights], capsys)
     assert code == 130 and "interrupted" in err and not (tmp_path / "out").exists()
 

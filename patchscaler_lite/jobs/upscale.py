@@ -5,13 +5,15 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..config import PGSConfig
 from ..errors import PatchScalerError
-from ..image_io import load_image
+from ..image_io import load_image, to_uint8
 from ..pipeline import MAX_LR_PIXELS, PatchScalerPipeline
+from ..streaming import stream_upscale
 from .files import Outputs, check_inputs
 
 
@@ -46,17 +48,25 @@ def upscale_files(inputs, out: Path, *, pgs: PGSConfig | None = None, weights=No
     pipe = load_pipeline(weights, device, pgs)
     with outputs as outs:
         for p, t in tqdm(list(zip(paths, targets)), desc="upscale", unit="img", disable=None):
-            res = _upscale_one(pipe, p, seed, texture)
-            outs.write_image(t, res.image)
-            tqdm.write(f"{p.name} -> {t}  ({res.image.shape[-1]}x{res.image.shape[-2]}, patch-NFE "
-                       f"{res.total_nfe}, groups " + "/".join(str(v) for v in res.counts.values()) + ")")
+            image, stats = _upscale_one(pipe, p, seed, texture)
+            outs.write_image(t, image)
+            tqdm.write(f"{p.name} -> {t}  ({image.shape[1]}x{image.shape[0]}, patch-NFE "
+                       f"{stats.total_nfe}, groups " + "/".join(map(str, stats.counts)) + ")")
     return targets
 
 
 def _upscale_one(pipe: PatchScalerPipeline, path: Path, seed: int, texture: bool):
-    """The pipeline on one file; its errors name the file."""
+    """The pipeline on one file, a band at a time (streaming.py: memory bounded by the band, the
+    same result as the whole-image run) into a uint8 (H, W, 3) canvas; errors name the file."""
     lr = load_image(path)[None].to(pipe.device)                         # (1, 3, h, w)
+    s = pipe.grm.cfg.scale
+    canvas = np.empty((lr.shape[-2] * s, lr.shape[-1] * s, 3), dtype=np.uint8)
+
+    def sink(row0: int, rows: torch.Tensor) -> None:
+        canvas[row0:row0 + rows.shape[-2]] = to_uint8(rows)
     try:
-        return pipe(lr, generator=torch.Generator().manual_seed(seed), texture=texture)
+        stats = stream_upscale(pipe, lr, sink, generator=torch.Generator().manual_seed(seed),
+                               texture=texture)
     except PatchScalerError as e:
         raise PatchScalerError(f"{path}: {e}") from None
+    return canvas, stats
