@@ -52,6 +52,27 @@ def test_ssim_matches_skimage(val_photos, name):
     assert metrics.ssim(sr, hr) == pytest.approx(ref, abs=2e-3)
 
 
+def test_ssim_y_matches_skimage_on_bt601_luma(val_photos):
+    sr, hr = bicubic_pair(val_photos["coffee"][:, 100:260, 100:260])
+
+    def luma(x):
+        return 16.0 + to_uint8(x).astype(np.float64) @ np.array([65.481, 128.553, 24.966]) / 255.0
+
+    ref = structural_similarity(luma(hr), luma(sr), gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, data_range=255)
+    assert 0.3 < ref < 0.99
+    assert metrics.ssim(sr, hr, y_channel=True) == pytest.approx(ref, abs=2e-3)   # measured 1.5e-3
+
+
+def test_piqe_penalises_noise_and_blur(val_photos):
+    hr = val_photos["coffee"][None, :, 100:260, 100:260]
+    noisy = (hr + 0.08 * torch.randn(hr.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    blurred = bicubic_pair(hr[0])[0]
+    clean = metrics.piqe(hr)
+    assert 5 < clean < 50                                           # measured 24.6
+    assert metrics.piqe(noisy) > clean + 10 and metrics.piqe(blurred) > clean + 10
+
+
 def test_batch_metric_is_mean_of_singles(val_photos):
     sr, hr = bicubic_pair(val_photos["astronaut"])
     sr2, hr2 = sr[..., :256, :256], hr[..., :256, :256]
@@ -96,6 +117,31 @@ except metrics.MetricWeightsError as e:
     sys.exit(0)
 print(json.dumps({"error": None}))
 """
+
+
+OFFLINE_SCRIPT = """
+import json, torch
+from patchscaler_lite.eval import metrics
+x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+y = (x + 0.05).clamp(0, 1)
+print(json.dumps({m: metrics.score(m, x, y if metrics.METRICS[m][2] else None).item()
+                  for m in metrics.OFFLINE_METRICS}))
+"""
+
+
+def test_offline_metrics_need_no_download(tmp_path):
+    """Every metric of OFFLINE_METRICS (the bench's columns) runs with an empty TORCH_HOME."""
+    torch_home = tmp_path / "torch_home"
+    torch_home.mkdir()
+    env = {**os.environ, "TORCH_HOME": str(torch_home), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(scores) == {"psnr", "psnry", "ssim", "ssimy", "niqe", "piqe"}
+    assert all(np.isfinite(v) for v in scores.values())
+    assert not any(p.is_file() for p in torch_home.rglob("*"))     # nothing was downloaded
 
 
 def test_deep_metric_without_weights_names_the_file(tmp_path):

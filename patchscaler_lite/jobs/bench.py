@@ -2,32 +2,46 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from ..eval.bench import default_methods, run_bench
+from ..eval.bench import check_degradation, check_methods, default_methods, run_bench
 from ..eval.claims import paired_difference
-from ..image_io import load_image, write_atomic
+from ..eval.timing import protocol_lines
+from ..image_io import load_image
 from ..viz import pareto_plot
-from .files import photos_in
+from .files import Outputs, photos_in
 from .upscale import load_pipeline
 
-TABLE_COLUMNS = ("psnr", "ssim", "niqe", "seconds", "patch_nfe", "peak_mem_mb", "seconds_per_mp",
-                 "psnr_hard")
+TABLE_COLUMNS = ("psnr", "psnr_y", "ssim", "ssim_y", "niqe", "piqe", "seconds", "seconds_per_mp",
+                 "params", "patch_nfe", "peak_mem_mb", "psnr_hard")
 
 
 def bench_files(hr_dir: Path, json_path: Path, *, split=None, methods=None, degradation="bicubic",
                 pgs=None, weights=None, device="cpu", seed=0, csv=None, plot=None,
-                pipe=None, crop: int | None = None) -> dict:
+                pipe=None, crop: int | None = None, force: bool = False,
+                outputs: Outputs | None = None) -> dict:
     """Run eval.bench.run_bench on the photos of hr_dir (or one split); print the means table and
     write the JSON (+ CSV of every row, + the Pareto PNG). crop: a centre crop of at most crop x crop
-    HR pixels of each photo (large photos on a CPU). Returns the bench result."""
+    HR pixels of each photo (large photos on a CPU). Returns the bench result.
+    The output paths are checked before the work and published together (files.Outputs); a
+    caller that writes more (demo) passes its own `outputs`, which must plan these paths."""
+    methods = check_methods(methods) if methods else None         # refused before any work
+    check_degradation(degradation)
     paths = photos_in(Path(hr_dir), split)
+    own = outputs is None                                   # else: the caller's, already entered
+    outputs = Outputs([json_path, csv, plot], inputs=paths, force=force) if own else outputs
     pipe = load_pipeline(weights, device, pgs) if pipe is None else pipe
-    methods = list(methods) if methods else default_methods(pipe)
+    with outputs if own else contextlib.nullcontext(outputs) as outs:
+        return _bench(pipe, paths, methods, degradation, seed, crop, outs, json_path, csv, plot)
+
+
+def _bench(pipe, paths, methods, degradation, seed, crop, outs: Outputs, json_path, csv,
+           plot) -> dict:
+    methods = methods or default_methods(pipe)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         photos = {p.stem: _centre(load_image(p), crop) for p in paths}
@@ -38,12 +52,12 @@ def bench_files(hr_dir: Path, json_path: Path, *, split=None, methods=None, degr
         res["c4_texture_prompt"] = [paired_difference(rows, "pgs", "pgs-notexture", m)
                                     for m in ("psnr_hard", "psnr", "niqe")]
     print_table(res)
-    write_atomic(Path(json_path), lambda f: f.write(json.dumps(res, indent=2).encode()))
+    outs.write_json(json_path, res)
     if csv:
         df = pd.DataFrame(res["rows"])
-        write_atomic(Path(csv), lambda f: f.write(df.to_csv(index=False).encode()))
+        outs.write(csv, lambda f: f.write(df.to_csv(index=False).encode()))
     if plot:
-        pareto_plot(res, Path(plot))
+        pareto_plot(res, outs.stage(plot))
     return res
 
 
@@ -60,7 +74,12 @@ def print_table(res: dict) -> None:
     table = pd.DataFrame(res["methods"]).T
     cols = [c for c in TABLE_COLUMNS if c in table]
     print(f"device: {res['device']}; PGS {res['pgs_config']}")
-    print(table[cols].to_string(float_format=lambda v: f"{v:.3f}"))
+    whole = {"params": lambda v: f"{v:,.0f}", "patch_nfe": lambda v: f"{v:,.0f}"}
+    print(table[cols].to_string(float_format=lambda v: f"{v:.3f}", formatters=whole))
+    photos = len({r["image"] for r in res["rows"]})
+    print(f"{photos} photos, x4 {res['degradation']}, crop {res.get('crop')}; timing protocol:")
+    if "protocol" in res:
+        print(protocol_lines(res["protocol"]))
     for r in res.get("c4_texture_prompt", []):
         print(f"C4 pgs - pgs-notexture, {r['metric']}: {r['mean']:+.3f} (95% paired bootstrap over "
               f"{r['photos']} photos: {r['low']:+.3f} .. {r['high']:+.3f})")

