@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from patchscaler_lite.cli import main
-from patchscaler_lite.config import PRESETS
+from patchscaler_lite.cli import build_parser, main
+from patchscaler_lite.cli.common import pgs_from_args
+from patchscaler_lite.config import PRESETS, fidelity_pgs
 from patchscaler_lite.data import degrade, load_photos
 from patchscaler_lite.grm.model import GlobalRestorationModule
 from patchscaler_lite.image_io import save_image
@@ -228,3 +229,22 @@ def test_bench_end_to_end(tmp_path, capsys, tiny_weights):
     assert rep["methods"]["bicubic"]["patch_nfe"] == 0
     assert Image.open(tmp_path / "b.png").size[0] > 100
     assert (tmp_path / "b.csv").read_text().count("\n") == 11
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "half"])
+def test_fidelity_outside_the_unit_interval_is_refused_when_parsing(tmp_path, lr_png, capsys, value):
+    code, _, err = run(["upscale", lr_png, "-o", tmp_path / "o", "--fidelity", value], capsys)
+    assert code == 2 and "--fidelity" in err and not (tmp_path / "o").exists()
+
+
+def test_fidelity_excludes_explicit_starts(tmp_path, lr_png, capsys):
+    code, _, err = run(["upscale", lr_png, "-o", tmp_path / "o", "--fidelity", "0.5",
+                        "--starts", "10,20,30"], capsys)
+    assert code == 2 and "--fidelity" in one_error_line(err) and not (tmp_path / "o").exists()
+
+
+def test_fidelity_sets_the_plan_the_pipeline_runs():
+    args = build_parser().parse_args(["upscale", "x.png", "-o", "o", "--fidelity", "0.75",
+                                      "--steps", "1,3,5"])
+    pgs = pgs_from_args(args)
+    assert pgs.starts == fidelity_pgs(0.75).starts and pgs.steps == (1, 3, 5)

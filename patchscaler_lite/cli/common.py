@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from ..config import GroupingConfig, PGSConfig, check_schedule
+from ..config import GroupingConfig, PGSConfig, check_schedule, fidelity_pgs
 from ..errors import PatchScalerError
 from ..pipeline import MAX_LR_PIXELS
 
@@ -102,9 +102,26 @@ def grouping_from_args(args, base: GroupingConfig | None = None) -> GroupingConf
     return dataclasses.replace(base, **changes)
 
 
+def unit_interval(text: str) -> float:
+    """argparse type: a number in [0, 1] (--fidelity)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
+    return v
+
+
 def pgs_from_args(args) -> PGSConfig:
-    """PGSConfig from --thresholds/--quantiles/--starts/--steps/--uniform over the defaults."""
-    base = PGSConfig()
+    """PGSConfig from --fidelity/--thresholds/--quantiles/--starts/--steps/--uniform over the
+    defaults. --fidelity sets the start steps (config.fidelity_pgs), so it excludes --starts and
+    --uniform."""
+    fidelity = getattr(args, "fidelity", None)
+    if fidelity is not None and (getattr(args, "starts", None) or getattr(args, "uniform", None)):
+        raise PatchScalerError("--fidelity sets the start steps: give it or --starts/--uniform, "
+                               "not both")
+    base = PGSConfig() if fidelity is None else fidelity_pgs(fidelity)
     changes = {"grouping": grouping_from_args(args, base.grouping)}
     if getattr(args, "starts", None) or getattr(args, "steps", None):
         changes["starts"] = args.starts or base.starts

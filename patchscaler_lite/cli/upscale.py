@@ -14,6 +14,7 @@ from .common import (
     pgs_from_args,
     resolve_device,
     seed,
+    unit_interval,
 )
 
 
@@ -26,6 +27,9 @@ def add_parser(sub) -> None:
     u.add_argument("--steps", type=numbers(3, "--steps", int), default=None, metavar="N1,N2,N3")
     u.add_argument("--uniform", type=numbers(2, "--uniform", int), default=None, metavar="T,N",
                    help="baseline: every patch starts at T and takes N steps")
+    u.add_argument("--fidelity", type=unit_interval, default=None, metavar="F",
+                   help="0..1: 0 synthesises the most detail, 1 stays closest to the coarse image; "
+                        "moves the groups' start steps at the same patch-NFE (default plan: 1/6)")
     u.add_argument("--no-texture", action="store_true", help="no texture prompt (ablation)")
     u.add_argument("--weights", default=None, help="folder with grm_/dit_/memory_lite.safetensors")
     add_force(u)
