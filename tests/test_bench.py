@@ -10,13 +10,14 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio
 
 from patchscaler_lite.cli import main
-from patchscaler_lite.config import GroupingConfig, PGSConfig
+from patchscaler_lite.config import GroupingConfig, PGSConfig, fidelity_pgs
 from patchscaler_lite.data import bicubic_up, degrade, load_photos
 from patchscaler_lite.eval import bench, timing
 from patchscaler_lite.eval.peers import ncnn
 from patchscaler_lite.image_io import save_image, to_uint8
 from patchscaler_lite.pipeline import PatchScalerPipeline
 from patchscaler_lite.texture.memory import build_memory
+from patchscaler_lite.viz import pareto_plot
 from patchscaler_lite.weights import count_parameters
 
 COLUMNS = ("psnr", "psnr_y", "ssim", "ssim_y", "niqe", "piqe", "seconds", "seconds_per_mp", "params",
@@ -111,7 +112,8 @@ def test_timer_covers_the_call_and_memory_its_peak(monkeypatch, tmp_path, kernel
     assert ("VmHWM" if kernel else "psutil") in timing.rss_method()
 
 
-@pytest.mark.parametrize("bad", ["esrgan", "uniform-0", "uniform-x", "PGS", ""])
+@pytest.mark.parametrize("bad", ["esrgan", "uniform-0", "uniform-x", "PGS", "", "pgs-f1.5",
+                                 "pgs-f-1", "pgs-fx"])
 def test_unknown_method_is_refused_before_any_work(tmp_path, capsys, bad):
     code, _, err = run(["bench", "--data", tmp_path / "missing", "--json", tmp_path / "b.json",
                         "--methods", f"bicubic,{bad}"], capsys)           # the folder is never read
@@ -178,3 +180,21 @@ def test_default_methods_leave_out_a_missing_peer_with_a_note(tiny_pipe, monkeyp
     assert "span" not in methods and {"srmd", "realesrgan", "realsr", "pgs"} <= set(methods)
     with pytest.raises(bench.WeightsError, match=r"pip install \.\[peers\]"):
         bench.make_runner("span", tiny_pipe)                 # asked for by name: an error
+
+
+def test_the_fidelity_dial_runs_its_plan_at_the_same_patch_nfe(tiny_pipe, tmp_path):
+    """pgs-f<F> runs config.fidelity_pgs(F) over the pipeline's plan; the Pareto plot draws the
+    dial as one curve."""
+    hr = load_photos("val")["coffee"][:, 100:196, 200:296]
+    seen = []
+    real = tiny_pipe.__class__.__call__
+    tiny_pipe.__class__.__call__ = lambda self, lr, **kw: seen.append(kw["pgs"]) or real(self, lr, **kw)
+    try:
+        res = bench.run_bench(tiny_pipe, {"coffee": hr}, ["pgs-f0", "pgs-f0.5", "pgs-f1"],
+                              progress=False)
+    finally:
+        tiny_pipe.__class__.__call__ = real
+    assert {p.starts for p in seen} == {fidelity_pgs(f, tiny_pipe.pgs).starts for f in (0, 0.5, 1)}
+    assert len({r["patch_nfe"] for r in res["methods"].values()}) == 1
+    pareto_plot(res, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..config import DEGRADATIONS, PGSConfig
+from ..config import DEGRADATIONS, PGSConfig, fidelity_pgs
 from ..data import bicubic_up, crop_to_scale, degrade, quantize8
 from ..errors import PatchScalerError, WeightsError
 from ..grm.model import restore
@@ -39,6 +39,8 @@ PEERS = {"realesrgan": load_realesrgan, "span": load_span, "realsr": load_realsr
 PEER_DIRS = {"realesrgan": realesrgan_weights_dir, "span": span_weights_dir,
              "realsr": realsr_weights_dir, "srmd": srmd_folder}
 BASE_METHODS = ("bicubic", "span", "srmd", "realesrgan", "realsr", "grm", "pgs", "pgs-notexture")
+FIDELITY_METHOD = r"pgs-f(0(\.[0-9]+)?|1(\.0+)?)"      # pgs at config.fidelity_pgs(F)
+FIDELITY_SWEEP = ("pgs-f0", "pgs-f0.25", "pgs-f0.5", "pgs-f0.75", "pgs-f1")
 
 
 def default_methods(pipe) -> list[str]:
@@ -61,9 +63,10 @@ def check_methods(methods) -> list[str]:
     """The method names as a list; PatchScalerError (one line, the valid choices) for any other."""
     methods = list(methods)
     for m in methods:
-        if m not in BASE_METHODS and not re.fullmatch(r"uniform-[1-9][0-9]*", m):
+        if m not in BASE_METHODS and not re.fullmatch(r"uniform-[1-9][0-9]*", m) \
+                and not re.fullmatch(FIDELITY_METHOD, m):
             raise PatchScalerError(f"unknown method {m!r}; choose from {', '.join(BASE_METHODS)}, "
-                                   "uniform-<N> (N >= 1 steps)")
+                                   "uniform-<N> (N >= 1 steps), pgs-f<F> (fidelity F in [0, 1])")
     if not methods:
         raise PatchScalerError("no method to benchmark")
     return methods
@@ -103,6 +106,8 @@ def make_runner(name: str, pipe, seed: int = 0) -> Method:
     pgs, texture = pipe.pgs, name != "pgs-notexture"
     if name.startswith("uniform-"):
         pgs = replace(pgs, uniform=(pipe.pgs.starts[-1], int(name.split("-", 1)[1])))
+    if name.startswith("pgs-f"):
+        pgs = fidelity_pgs(float(name[len("pgs-f"):]), pipe.pgs)
     used = pipe.denoiser if texture else pipe.denoiser.dit
 
     def run(lr):
