@@ -64,23 +64,26 @@ def band_rows(layout: PatchLayout, i0: int, i1: int) -> tuple[int, int]:
     return i0 * s, min(layout.height, (i1 - 1) * s + layout.patch_size)
 
 
-def band_grm(pipe, lr: Tensor, layout: PatchLayout, i0: int, i1: int) -> tuple[Tensor, Tensor]:
+def band_grm(grm, lr: Tensor, layout: PatchLayout, i0: int, i1: int) -> tuple[Tensor, Tensor]:
     """The whole image's coarse image and confidence on the HR rows of patch rows [i0, i1)."""
-    s, halo = pipe.grm.cfg.scale, pipe.grm.receptive_radius
+    s, halo = grm.cfg.scale, grm.receptive_radius
     a, b = band_rows(layout, i0, i1)
     la, lb = a // s, -(-b // s)                                          # LR rows they come from
     ha, hb = max(0, la - halo), min(lr.shape[-2], lb + halo)
-    coarse, conf = restore(pipe.grm, lr[..., ha:hb, :])
+    coarse, conf = restore(grm, lr[..., ha:hb, :])
     rows = slice(a - ha * s, b - ha * s)
     return coarse[..., rows, :], conf[..., rows, :]
 
 
-def stream_qmap(pipe, lr: Tensor, layout: PatchLayout, budget: int) -> tuple[Tensor, tuple | None]:
+def stream_qmap(grm, lr: Tensor, layout: PatchLayout, budget: int, sink=None) -> tuple[Tensor, tuple | None]:
     """Pass 1: the Qmap (nh, nw), band by band; and the GRM's output when the image is one band
-    (then pass 2 reuses it, and a small image costs what the whole-image run costs)."""
+    (then pass 2 reuses it, and a small image costs what the whole-image run costs).
+    sink(row0, coarse (3, r, W), conf (1, r, W)), if given, sees every band (`qmap` draws them)."""
     q, parts = [], bands(layout, budget)
     for i0, i1 in parts:
-        coarse, conf = band_grm(pipe, lr, layout, i0, i1)
+        coarse, conf = band_grm(grm, lr, layout, i0, i1)
+        if sink is not None:
+            sink(band_rows(layout, i0, i1)[0], coarse[0], conf[0])
         q.append(patch_means(conf, make_layout(conf.shape, layout.patch_size, layout.overlap))[0])
     return torch.cat(q), ((coarse, conf) if len(parts) == 1 else None)
 
@@ -118,11 +121,11 @@ def stream_upscale(pipe, lr: Tensor, sink, *, generator=None, pgs: PGSConfig | N
     s, P = pipe.grm.cfg.scale, pipe.patch_size
     layout = make_layout((1, 3, lr.shape[-2] * s, lr.shape[-1] * s), P, pgs.grouping.overlap)
     stats = StreamStats(layout)
-    stats.qmap, kept = stream_qmap(pipe, lr, layout, patch_budget)
+    stats.qmap, kept = stream_qmap(pipe.grm, lr, layout, patch_budget)
     stats.groups = assign_groups(stats.qmap[None], pgs.grouping)[0]
     blender = _Blender(layout, sink)
     for i0, i1 in bands(layout, patch_budget):
-        coarse, _ = kept or band_grm(pipe, lr, layout, i0, i1)
+        coarse, _ = kept or band_grm(pipe.grm, lr, layout, i0, i1)
         y0, _ = patchify(coarse, P, layout.overlap)                      # (k * nw, 3, P, P)
         eps = torch.randn((len(y0), 3, P, P), generator=generator).to(y0)
         x0, st = sample_patches(pipe._conditioner(y0, texture), to_signal(y0),

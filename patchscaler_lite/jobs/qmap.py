@@ -5,19 +5,23 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..config import GroupingConfig
 from ..errors import PatchScalerError
 from ..eval.difficulty import qmap_report
-from ..grm.model import load_grm, restore
-from ..grouping import group_patches
-from ..image_io import ImageInfo, load_image
+from ..grm.model import load_grm
+from ..grouping import Grouping, assign_groups
+from ..image_io import ImageInfo, load_image, to_uint8
+from ..patches import make_layout
 from ..pipeline import MAX_LR_PIXELS
+from ..streaming import PATCH_BUDGET, stream_qmap
 from ..viz import group_overlay, heatmap
 from .files import Outputs, check_inputs, photo_infos
 
 KINDS = ("coarse", "confidence", "groups")
+OVERLAY_ROWS = 256            # HR rows tinted at a time
 SCALE = 4                     # the GRM's: a photo's coarse image is 4 * (H // 4) x 4 * (W // 4)
 
 
@@ -39,14 +43,26 @@ def run_qmap(inputs, out: Path, *, grouping: GroupingConfig | None = None, weigh
 
 
 def _qmap_one(model, path: Path, out: Path, grouping: GroupingConfig, device, outs: Outputs) -> dict:
+    """The three images of one LR file, drawn a band of patch rows at a time (streaming.py: the
+    GRM with an exact halo), so memory holds three uint8 canvases, never the float HR image."""
     lr = load_image(path)[None].to(device)                               # (1, 3, h, w)
-    coarse, conf = restore(model, lr)                                    # (1, 3, H, W), (1, 1, H, W)
-    grp = group_patches(conf, grouping)
+    H, W = lr.shape[-2] * SCALE, lr.shape[-1] * SCALE
+    layout = make_layout((1, 3, H, W), grouping.patch_size, grouping.overlap)
+    coarse, conf = (np.empty((H, W, 3), np.uint8) for _ in range(2))
+
+    def draw(row0: int, c: torch.Tensor, k: torch.Tensor) -> None:
+        coarse[row0:row0 + c.shape[-2]] = to_uint8(c)
+        conf[row0:row0 + c.shape[-2]] = heatmap(k)
+    with torch.no_grad():
+        q, _ = stream_qmap(model, lr, layout, PATCH_BUDGET, sink=draw)
+    grp = Grouping(q[None], assign_groups(q[None], grouping), layout)
     outs.write_image(out / f"{path.stem}_coarse.png", coarse)
-    outs.write_image(out / f"{path.stem}_confidence.png", heatmap(conf))
-    outs.write_image(out / f"{path.stem}_groups.png", group_overlay(coarse[0], grp.groups[0], grp.layout))
-    return {"image": path.name, "size": (lr.shape[-1], lr.shape[-2]),
-            "out_size": (coarse.shape[-1], coarse.shape[-2]), **grp.counts}
+    outs.write_image(out / f"{path.stem}_confidence.png", conf)
+    for r in range(0, H, OVERLAY_ROWS):                                  # in place, row chunks
+        coarse[r:r + OVERLAY_ROWS] = group_overlay(coarse[r:r + OVERLAY_ROWS], grp.groups[0], layout,
+                                                   row0=r)
+    outs.write_image(out / f"{path.stem}_groups.png", coarse)
+    return {"image": path.name, "size": (lr.shape[-1], lr.shape[-2]), "out_size": (W, H), **grp.counts}
 
 
 def qmap_report_file(hr_dir: Path, json_path: Path, *, split=None, degradation="bicubic",

@@ -28,22 +28,24 @@ def heatmap(conf: Tensor, cmap: str = "viridis") -> np.ndarray:
     return (colormaps[cmap](c)[..., :3] * 255 + 0.5).astype(np.uint8)
 
 
-def group_overlay(image: Tensor, groups: Tensor, layout: PatchLayout, alpha: float = 0.45,
-                  grid: bool = True) -> np.ndarray:
+def group_overlay(image, groups: Tensor, layout: PatchLayout, alpha: float = 0.45,
+                  grid: bool = True, row0: int = 0) -> np.ndarray:
     """Tint each patch of an image (3, H, W) by its group id (nh, nw); draw the patch grid.
 
     Overlapping patches: each pixel takes the colour of the patch whose window centre is nearest.
+    image may also be a uint8 (h, W, 3) array, and rows row0 .. row0 + h of the layout's image
+    only (a band of a large image: `qmap` draws it band by band, the same pixels as whole).
     """
-    img = to_uint8(image).astype(np.float32)                                # (H, W, 3)
+    img = (image if isinstance(image, np.ndarray) else to_uint8(image)).astype(np.float32)
     H, W = img.shape[:2]
     s = layout.stride
     off = layout.overlap // 2
-    rows = np.clip((np.arange(H) - off) // s, 0, layout.nh - 1)
+    rows = np.clip((np.arange(row0, row0 + H) - off) // s, 0, layout.nh - 1)
     cols = np.clip((np.arange(W) - off) // s, 0, layout.nw - 1)
     g = groups.detach().cpu().reshape(layout.nh, layout.nw).numpy()[rows[:, None], cols[None, :]]
     out = (1 - alpha) * img + alpha * GROUP_COLORS[g]
     if grid:
-        edge_r = (np.arange(H) - off) % s == 0
+        edge_r = (np.arange(row0, row0 + H) - off) % s == 0
         edge_c = (np.arange(W) - off) % s == 0
         out[edge_r, :] = out[edge_r, :] * 0.4
         out[:, edge_c] = out[:, edge_c] * 0.4
@@ -58,9 +60,18 @@ def nearest_up(x: Tensor, size) -> Tensor:
 def pareto_plot(bench: dict, path, metric: str = "psnr") -> None:
     """Quality against seconds, one point per method (the `bench` JSON), saved atomically as PNG."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    dial = sorted((float(n[len("pgs-f"):]), r) for n, r in bench["methods"].items()
+                  if n.startswith("pgs-f"))                    # the fidelity dial: one curve
     for ax, m in zip(axes, (metric, "niqe")):
         for name, r in bench["methods"].items():              # a legend, not labels: close
-            ax.scatter(r["seconds"], r[m], s=40, label=name)   # points (pgs variants) overlap
+            if not name.startswith("pgs-f"):                   # points (pgs variants) overlap
+                ax.scatter(r["seconds"], r[m], s=40, label=name)
+        if dial:
+            ax.plot([r["seconds"] for _, r in dial], [r[m] for _, r in dial], "k.-", lw=1,
+                    label=f"pgs --fidelity {dial[0][0]:g} .. {dial[-1][0]:g}")
+            for f, r in (dial[0], dial[-1]):
+                ax.annotate(f"F={f:g}", (r["seconds"], r[m]), fontsize=8, xytext=(4, 4),
+                            textcoords="offset points")
         ax.legend(fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel(f"seconds per image ({bench['device']})")
@@ -75,20 +86,25 @@ def pareto_plot(bench: dict, path, metric: str = "psnr") -> None:
     write_atomic(path, lambda f: f.write(buf.getvalue()))
 
 
-def zoom_grid(images: dict, x: int, y: int, size: int = 64, scale: int = 4):
-    """Side-by-side crops (same HR window at (x, y), `size` px) of {name: (1, 3, H, W)} images.
+def zoom_grid(images: dict, x: int, y: int, size: int = 64, scale: int = 4, cols: int = 3):
+    """Crops of the same HR window at (x, y), `size` px, of {name: (1, 3, H, W)} images, `cols` a
+    row (a notebook cell's width: 2.8 in per panel).
 
     LR images (smaller by `scale`) are shown pixel-replicated so every panel covers the same area.
     Returns the matplotlib Figure.
     """
 
     H = max(im.shape[-2] for im in images.values())
-    fig, axes = plt.subplots(1, len(images), figsize=(2.6 * len(images), 2.9))
-    for ax, (name, im) in zip(axes, images.items()):
+    cols = min(cols, len(images))
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(images):]:
+        ax.set_visible(False)
+    for ax, (name, im) in zip(axes.flat, images.items()):
         if im.shape[-2] < H:
             im = nearest_up(im, (im.shape[-2] * scale, im.shape[-1] * scale))
-        ax.imshow(to_uint8(im[..., y:y + size, x:x + size]))
-        ax.set_title(name, fontsize=10)
+        ax.imshow(to_uint8(im[..., y:y + size, x:x + size]), interpolation="nearest")
+        ax.set_title(name, fontsize=11)
         ax.axis("off")
     fig.tight_layout()
     return fig
