@@ -256,13 +256,18 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return (x.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-def image_writer(x: Tensor | np.ndarray, path: str | os.PathLike):
+def image_writer(x: Tensor | np.ndarray | Image.Image, path: str | os.PathLike):
     """write(fileobj) that encodes `x` in the format of `path`'s extension, all checked first.
 
-    x: float tensor (3, H, W) / (1, 3, H, W) in [0, 1], or a uint8 array (H, W, 3).
+    x: float tensor (3, H, W) / (1, 3, H, W) in [0, 1], a uint8 array (H, W, 3), or an RGB
+    PIL image (what a large image is assembled into band by band: no second copy to save it).
     """
     p = Path(path)
     fmt = _format_for(p)
+    if isinstance(x, Image.Image):
+        if x.mode != "RGB":
+            raise ImageError(f"{p}: expected an RGB image, got mode {x.mode}")
+        return lambda f: x.save(f, format=fmt)
     arr = x if isinstance(x, np.ndarray) else to_uint8(x)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise ImageError(f"{p}: expected a uint8 array (H, W, 3), got {arr.dtype} {arr.shape}")

@@ -111,13 +111,14 @@ class _Blender:
 
 
 def stream_upscale(pipe, lr: Tensor, sink, *, generator=None, pgs: PGSConfig | None = None,
-                   texture: bool = True, patch_budget: int = PATCH_BUDGET, progress=None) -> StreamStats:
+                   texture: bool = True, patch_budget: int | None = None, progress=None) -> StreamStats:
     """Upscale one LR image (1, 3, h, w) or (3, h, w), calling sink(row0, rows (3, r, W) in [0, 1])
     in row order; returns the run's StreamStats. Same result as pipe(lr) (see the module doc)."""
     lr = lr if lr.dim() == 4 else lr[None]
     if lr.shape[0] != 1:
         raise PatchScalerError(f"stream_upscale takes one image, got a batch of {lr.shape[0]}")
     pgs = pipe._checked(pgs or pipe.pgs)
+    patch_budget = PATCH_BUDGET if patch_budget is None else patch_budget
     s, P = pipe.grm.cfg.scale, pipe.patch_size
     layout = make_layout((1, 3, lr.shape[-2] * s, lr.shape[-1] * s), P, pgs.grouping.overlap)
     stats = StreamStats(layout)

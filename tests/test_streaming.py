@@ -10,7 +10,8 @@ from patchscaler_lite.config import GroupingConfig
 from patchscaler_lite.errors import PatchScalerError
 from patchscaler_lite.image_io import save_image, to_uint8
 from patchscaler_lite.jobs import qmap as qmap_job
-from patchscaler_lite.streaming import bands, stream_upscale, upscale_image
+from patchscaler_lite.jobs import upscale as upscale_job
+from patchscaler_lite.streaming import band_grm, bands, stream_upscale, upscale_image
 from patchscaler_lite.viz import group_overlay, heatmap
 
 
@@ -77,3 +78,18 @@ def test_qmap_drawn_in_bands_equals_the_whole_image(pipe, lr, tmp_path, monkeypa
         got = np.asarray(Image.open(tmp_path / "out" / f"lr_{kind}.png"))
         assert np.abs(got.astype(int) - arr.astype(int)).max() <= 1, kind     # float rounding
     assert rows[0]["hard"] == grp.counts["hard"]
+
+
+def test_the_upscale_command_writes_the_whole_image_result(pipe, lr, tmp_path, monkeypatch):
+    """`upscale` (banded, pasted into a canvas) == the whole-image pipeline, to the last level."""
+    monkeypatch.setattr("patchscaler_lite.streaming.PATCH_BUDGET", 12)
+    bands_seen = []
+    monkeypatch.setattr("patchscaler_lite.streaming.band_grm",
+                        lambda *a, _f=band_grm: bands_seen.append(a[3:]) or _f(*a))
+    save_image(lr, tmp_path / "lr.png")
+    upscale_job.upscale_files([tmp_path / "lr.png"], tmp_path / "out", seed=3)
+    lr8 = psl.load_image(tmp_path / "lr.png")[None]
+    want = to_uint8(pipe(lr8, generator=torch.Generator().manual_seed(3)).image)
+    got = np.asarray(Image.open(tmp_path / "out" / "lr_x4.png"))
+    assert got.shape == want.shape and np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert len(set(bands_seen)) > 2                                        # it did run in bands

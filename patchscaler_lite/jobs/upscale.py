@@ -5,8 +5,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..config import PGSConfig
@@ -50,20 +50,21 @@ def upscale_files(inputs, out: Path, *, pgs: PGSConfig | None = None, weights=No
         for p, t in tqdm(list(zip(paths, targets)), desc="upscale", unit="img", disable=None):
             image, stats = _upscale_one(pipe, p, seed, texture)
             outs.write_image(t, image)
-            tqdm.write(f"{p.name} -> {t}  ({image.shape[1]}x{image.shape[0]}, patch-NFE "
+            tqdm.write(f"{p.name} -> {t}  ({image.width}x{image.height}, patch-NFE "
                        f"{stats.total_nfe}, groups " + "/".join(map(str, stats.counts)) + ")")
     return targets
 
 
 def _upscale_one(pipe: PatchScalerPipeline, path: Path, seed: int, texture: bool):
     """The pipeline on one file, a band at a time (streaming.py: memory bounded by the band, the
-    same result as the whole-image run) into a uint8 (H, W, 3) canvas; errors name the file."""
+    same result as the whole-image run), pasted into an RGB canvas that is saved as it is (the
+    one thing that grows with the image: 4 bytes per HR pixel); errors name the file."""
     lr = load_image(path)[None].to(pipe.device)                         # (1, 3, h, w)
     s = pipe.grm.cfg.scale
-    canvas = np.empty((lr.shape[-2] * s, lr.shape[-1] * s, 3), dtype=np.uint8)
+    canvas = Image.new("RGB", (lr.shape[-1] * s, lr.shape[-2] * s))
 
     def sink(row0: int, rows: torch.Tensor) -> None:
-        canvas[row0:row0 + rows.shape[-2]] = to_uint8(rows)
+        canvas.paste(Image.fromarray(to_uint8(rows)), (0, row0))
     try:
         stats = stream_upscale(pipe, lr, sink, generator=torch.Generator().manual_seed(seed),
                                texture=texture)
