@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test test-notebooks venv lint lab clean train-grm train-dit memory bench qmap-report figures corpus
+.PHONY: demo test test-notebooks test-browser venv lint lab clean train-grm train-dit memory bench qmap-report figures corpus
 
 venv: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m patchscaler_lite demo -o outputs/demo
+	$(BIN)/python -m patchscaler_lite demo -o outputs/demo --force
 
 # The library tests, then every notebook top to bottom, headless, in fast mode (small crops/sweeps).
 test: $(STAMP)
@@ -25,6 +25,14 @@ test: $(STAMP)
 
 test-notebooks: $(STAMP)
 	PATCHSCALER_FAST=1 $(BIN)/python -m pytest -q --nbmake --nbmake-timeout=600 --durations=0 notebooks
+
+# Every notebook in JupyterLab in a real headless Chromium (the system's: Debian `chromium`), fast
+# mode: Run All, no error, widgets drawn as controls, figures not shrunk, one control moved redraws
+# its figure. Failure screenshots in outputs/browser/ (`BROWSER_ARGS=--shots=all`: every figure).
+CHROMIUM ?= $(shell command -v chromium || echo /usr/bin/chromium)
+test-browser: $(STAMP)
+	@test -x "$(CHROMIUM)" || { echo "test-browser: no Chromium at $(CHROMIUM); install it: apt-get install -y chromium" >&2; exit 1; }
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -p no:cacheprovider --durations=0 tests_browser $(BROWSER_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,7 +49,7 @@ train-grm: $(STAMP)
 # The texture memory: M entries keyed by the learned texture embedding (trained on the corpus train
 # photos' GRM coarse twins), values from the HR corpus train photos; M chosen by `memory eval`.
 memory: $(STAMP)
-	$(BIN)/patchscaler-lite memory build --images data/corpus --split train --size 4096 --n-patches 100000 -o patchscaler_lite/weights/memory_lite.safetensors
+	$(BIN)/patchscaler-lite memory build --images data/corpus --split train --size 4096 --n-patches 100000 -o patchscaler_lite/weights/memory_lite.safetensors --force
 
 # The Patch-DiT + texture encoder, from the shipped GRM and memory; `--preset base` is the larger
 # model meant for a CUDA GPU.
@@ -50,14 +58,14 @@ train-dit: $(STAMP)
 	cp runs/dit_lite/dit_lite.safetensors runs/dit_lite/dit_lite.json runs/dit_lite/dit_lite.report.json patchscaler_lite/weights/
 
 bench: $(STAMP)
-	$(BIN)/patchscaler-lite bench --hr-dir data/photos --split val --json outputs/bench_val.json --csv outputs/bench_val.csv --plot outputs/bench_val.png
+	$(BIN)/patchscaler-lite bench --hr-dir data/photos --split val --json outputs/bench_val.json --csv outputs/bench_val.csv --plot outputs/bench_val.png --force
 
 # README figures into docs/ (pipeline overview, Qmap vs error, retrieval, Pareto from `make bench`).
 figures: bench
 	$(BIN)/python -m patchscaler_lite.viz.figures --bench outputs/bench_val.json -o docs
 
 qmap-report: $(STAMP)
-	$(BIN)/patchscaler-lite qmap-report --hr-dir data/photos --split val --json outputs/qmap_report.json
+	$(BIN)/patchscaler-lite qmap-report --hr-dir data/photos --split val --json outputs/qmap_report.json --force
 
 # The training corpus: ~101 real photographs from pinned Debian packages and a PyPI wheel, x2
 # downscaled PNGs + MANIFEST.csv + splits + licences in data/corpus (downloads ~490 MB, about

@@ -105,6 +105,9 @@ class PatchScalerPipeline:
     def from_pretrained(cls, path=None, preset: str = "lite", **kwargs) -> PatchScalerPipeline:
         """Load grm_<preset>, dit_<preset>, memory_<preset> from a folder (default: shipped)."""
         d = Path(path) if path is not None else WEIGHTS_DIR
+        if d.is_file():
+            raise PatchScalerError(f"{d}: is a file; from_pretrained takes the folder holding the "
+                                   f"grm_*, dit_* and memory_*.safetensors files")
         if not d.is_dir():
             raise PatchScalerError(f"{d}: weights folder not found")
         grm = load_grm(_find(d, "grm", preset))

@@ -82,11 +82,11 @@ def load_state(path, kind: str, expect_config: dict | None = None) -> tuple[dict
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: corrupt tensor data ({e})") from None
-    _check_finite(state, path)
+    check_finite(state, path)
     return state, cfg
 
 
-def _check_finite(state: dict[str, torch.Tensor], path) -> None:
+def check_finite(state: dict[str, torch.Tensor], path) -> None:
     """WeightsError naming the file and a tensor when any weight is NaN or infinite."""
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:

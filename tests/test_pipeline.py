@@ -181,3 +181,10 @@ def test_the_texture_prompt_is_encoded_once_per_patch_batch(pipe, photo):
     batches = sum(-(-n // b) for n in out.counts.values())
     assert len(enc_calls) == len(kv_calls) == batches
     assert len(steps) > batches                     # several steps per batch shared one encoding
+
+
+def test_from_pretrained_given_a_file_says_it_wants_the_folder(tmp_path):
+    f = tmp_path / "grm_lite.safetensors"
+    f.write_bytes(b"x")
+    with pytest.raises(PatchScalerError, match="is a file; from_pretrained takes the folder"):
+        PatchScalerPipeline.from_pretrained(f)

@@ -287,3 +287,11 @@ def test_cli_build_errors(tmp_path, setup, argv_extra, match):
     cli, args = _parse(argv)
     with pytest.raises(PatchScalerError, match=match):
         cli.run(args)
+
+
+def test_a_memory_file_with_nan_is_refused_naming_it(tmp_path):
+    mem = _mem()
+    mem.keys[3, 0] = float("nan")
+    save_memory(mem, tmp_path / "m.safetensors")
+    with pytest.raises(WeightsError, match=r"m\.safetensors: tensor keys holds NaN"):
+        load_memory(tmp_path / "m.safetensors")

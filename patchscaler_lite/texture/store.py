@@ -17,6 +17,7 @@ from safetensors.torch import load, save
 from ..config import DescriptorConfig, EmbedderConfig
 from ..errors import PatchScalerError, WeightsError
 from ..image_io import write_atomic
+from ..weights import check_finite
 from .key_network import TextureEmbedder
 from .memory import TextureMemory
 
@@ -91,10 +92,12 @@ def _read(path: Path) -> tuple[dict, dict]:
     try:
         with safe_open(str(path), framework="pt") as f:
             raw_meta = f.metadata() or {}
-        return raw_meta, load(path.read_bytes())
+        tensors = load(path.read_bytes())
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise WeightsError(f"{path}: not a readable memory file ({msg})") from None
+    check_finite(tensors, path)
+    return raw_meta, tensors
 
 
 def _load_embedder(path, ecfg: EmbedderConfig, tensors: dict) -> TextureEmbedder:
