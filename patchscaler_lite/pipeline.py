@@ -34,7 +34,10 @@ from .texture.memory import TextureMemory, retrieve
 from .texture.store import load_memory
 from .weights import WEIGHTS_DIR
 
-MAX_LR_PIXELS = 4_000_000     # LR inputs above this are refused (the x4 output would be 64 MP)
+# The whole-image call holds every patch at once, so it refuses LR inputs above this (the x4 output
+# would be 64 MP). streaming.py has no such limit (memory is set by its band); the command line
+# uses this number as its default safety limit on time, raised with --max-pixels.
+MAX_LR_PIXELS = 4_000_000
 
 
 def _find(folder: Path, kind: str, preset: str) -> Path:
@@ -141,7 +144,8 @@ class PatchScalerPipeline:
         lr = check_image(lr, "lr").to(self.device)
         if lr.shape[-1] * lr.shape[-2] > MAX_LR_PIXELS:
             raise PatchScalerError(f"input {lr.shape[-1]}x{lr.shape[-2]} exceeds the limit of "
-                                   f"{MAX_LR_PIXELS:,} LR pixels; split it into tiles first")
+                                   f"{MAX_LR_PIXELS:,} LR pixels of the whole-image call; "
+                                   f"streaming.stream_upscale takes any size")
         pgs = self._checked(pgs or self.pgs)
         clock = _Clock(self.device)
         coarse, conf = restore(self.grm, lr)                             # (B,3,H,W), (B,1,H,W)

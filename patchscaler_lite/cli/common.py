@@ -58,7 +58,8 @@ seed = int_in(0, 2**63 - 1, f"an integer in 0 .. {2**63 - 1}")    # what torch.G
 def add_max_pixels(p) -> None:
     p.add_argument("--max-pixels", type=positive, default=MAX_LR_PIXELS, metavar="N",
                    help=f"refuse inputs above N LR pixels, read from the file header before "
-                        f"decoding (default {MAX_LR_PIXELS:,}; memory grows with the image)")
+                        f"decoding (default {MAX_LR_PIXELS:,}: a safety limit; time grows with the image, "
+                        f"memory is bounded by the band)")
 
 
 def add_force(p) -> None:

@@ -35,7 +35,7 @@ def check_inputs(inputs, *, max_pixels: int | None = None, decode: bool = True) 
         if max_pixels is not None and info.pixels > max_pixels:
             raise ImageError(f"{info.path}: {info.width}x{info.height} is {info.pixels:,} pixels, "
                              f"above the limit of {max_pixels:,} LR pixels (--max-pixels raises "
-                             f"it; memory grows with the image)")
+                             f"it; the time grows with the image)")
     if decode:
         infos = [probe_image(p, decode=True) for p in paths]
     return infos

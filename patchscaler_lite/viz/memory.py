@@ -1,8 +1,8 @@
 """Figures for the texture memory, and the small analyses behind them (notebook 02).
 
-matplotlib is imported inside the plotting functions (never by the core modules, and importing this
-file does not switch the backend of a running notebook). Shapes: keys (M, F) unit rows, values
-(M, 3, P, P) float in [0, 1], sources (M,) int64, patches (n, 3, P, P).
+matplotlib is imported here, never by the core modules; every figure fits a notebook cell
+(viz.readable). Shapes: keys (M, F) unit rows, values (M, 3, P, P) float in [0, 1], sources (M,)
+int64, patches (n, 3, P, P).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import numpy as np
 import torch
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from ..config import DescriptorConfig
 from ..eval.retrieval import pca_2d, spread_subset
 from ..texture.gabor import gabor_bank
+from .readable import CELL_INCHES
 
 
 def _show(ax, patch: Tensor, title: str) -> None:
@@ -65,26 +67,36 @@ def gabor_kernels(cfg: DescriptorConfig) -> Tensor:
 
 
 def plot_gabor_bank(cfg: DescriptorConfig):
-    """The bank as images: per scale, a row of frequency responses |G|^2 (centred, DC in the middle)
-    and a row of spatial kernels (real part), one column per orientation. Returns the Figure."""
+    """The bank as images: per scale, a row of frequency responses |G|^2 (centred, DC marked +) and
+    a row of spatial kernels (real part), one column per orientation. Returns the Figure.
+
+    A long wavelength lambda puts its band P / lambda frequency bins from DC, a few pixels of the
+    P x P plane, so each frequency row shows only the central bins around DC (its label says how
+    many): zoomed, not resampled.
+    """
 
     S, O, P = cfg.scales, cfg.orientations, cfg.patch_size
     freq = torch.fft.fftshift(gabor_bank(cfg).T.reshape(S, O, P, P), dim=(-2, -1)).numpy()
     space = gabor_kernels(cfg).real.reshape(S, O, P, P).numpy()
-    fig, axes = plt.subplots(2 * S, O, figsize=(1.5 * O, 1.6 * 2 * S), squeeze=False)
+    w = min(1.5, (CELL_INCHES - 0.8) / O)                 # panel side (in): O of them fit a cell
+    fig, axes = plt.subplots(2 * S, O, figsize=(w * O + 0.8, 1.1 * w * 2 * S), squeeze=False)
     for s in range(S):
         lam = cfg.min_wavelength * 2 ** s
+        r = int(min(P // 2, max(4, math.ceil(1.6 * P / lam))))      # half-width of the zoom
         for o in range(O):
             a, b = axes[2 * s, o], axes[2 * s + 1, o]
-            a.imshow(freq[s, o], cmap="magma", interpolation="nearest")
+            a.imshow(freq[s, o, P // 2 - r:P // 2 + r, P // 2 - r:P // 2 + r], cmap="magma",
+                     interpolation="nearest")
+            a.plot(r, r, "+", color="w", ms=5, mew=0.8)               # DC
             v = float(np.abs(space[s, o]).max())
             b.imshow(space[s, o], cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
             a.set_title(f"{180 * o / O:.0f} deg", fontsize=8)
             for ax in (a, b):
                 ax.set_xticks([])
                 ax.set_yticks([])
-        axes[2 * s, 0].set_ylabel(f"$\\lambda$={lam:g}px\n|G|$^2$", fontsize=8)
-        axes[2 * s + 1, 0].set_ylabel("kernel\n(real)", fontsize=8)
+        zoom = "" if 2 * r >= P else f", {2 * r}$^2$ bins"
+        axes[2 * s, 0].set_ylabel(f"$\\lambda$={lam:g}px\n|G|$^2${zoom}", fontsize=8)
+        axes[2 * s + 1, 0].set_ylabel(f"kernel\n(real, {P} px)", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -97,6 +109,8 @@ def plot_inertia(inertia: list[float]):
     ax.plot(range(len(inertia)), inertia, "o-", ms=3)
     ax.set(xlabel="Lloyd iteration (0 = k-means++ seeds)", ylabel="inertia",
            title=f"k-means: {inertia[0]:.1f} -> {inertia[-1]:.1f} in {len(inertia) - 1} iterations")
+    ax.title.set_fontsize(11)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))        # iterations are whole numbers
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -109,7 +123,7 @@ def plot_key_map(keys: Tensor, values: Tensor, sources: Tensor, source_names: li
 
     xy = pca_2d(keys)
     pts, src = xy.numpy(), sources.cpu().numpy()
-    fig, ax = plt.subplots(figsize=(11, 8.5))
+    fig, ax = plt.subplots(figsize=(CELL_INCHES, 7.2))
     cmap = plt.get_cmap("tab10")
     for i, name in enumerate(source_names):
         m = src == i
@@ -121,6 +135,7 @@ def plot_key_map(keys: Tensor, values: Tensor, sources: Tensor, source_names: li
         ax.add_artist(box)
     ax.set(xlabel="PC 1", ylabel="PC 2",
            title=f"{len(keys)} memory keys, first two principal components; thumbnails = values")
+    ax.title.set_fontsize(11)
     ax.legend(fontsize=8, markerscale=2, loc="best", framealpha=0.85)
     fig.tight_layout()
     return fig
@@ -135,11 +150,12 @@ def plot_query(image: Tensor, x: int, y: int, truth: Tensor | None, values: Tens
     P = values.shape[-1]
     query = image[:, y:y + P, x:x + P]
     panels = [(query, "query (coarse)")] + ([(truth, "HR truth")] if truth is not None else [])
-    panels += [(v, f"#{k + 1} {src}\nsim {s:.3f}") for k, (v, s, src) in
+    panels += [(v, f"#{k + 1} {_short(src, 11)}\nsim {s:.3f}") for k, (v, s, src) in
                enumerate(zip(values, sims.tolist(), sources))]
-    cols = min(len(panels), 6)
+    cols = min(len(panels), 5)
     rows = math.ceil(len(panels) / cols)
-    fig = plt.figure(figsize=(4.2 + 1.8 * cols, max(3.6, 1.9 * rows)))
+    w = CELL_INCHES / 7                                  # the image spans 2 columns of this width
+    fig = plt.figure(figsize=(w * (cols + 2), max(2.6, 1.35 * w * rows)))
     gs = fig.add_gridspec(rows, cols + 2)
     a = fig.add_subplot(gs[:, :2])
     a.imshow(image.permute(1, 2, 0).clamp(0, 1).cpu().numpy())
@@ -155,7 +171,7 @@ def plot_sweep(rows: list[dict]):
     """Left: top-1 same-source accuracy against M. Right: top-K hit rate against K, one line per M."""
 
     sizes = sorted({r["M"] for r in rows})
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(CELL_INCHES, 3.8))
     top1 = [next(r["top1"] for r in rows if r["M"] == m) for m in sizes]
     a.plot(sizes, top1, "o-")
     a.set(xscale="log", xlabel="memory size M", ylabel="top-1 from the same photo", ylim=(0, 1.02),
