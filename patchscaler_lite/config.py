@@ -347,7 +347,9 @@ class PGSConfig:
     starts: tuple[int, int, int] = (50, 150, 350)      # T1 < T2 < T3
     steps: tuple[int, int, int] = (1, 2, 6)            # N1 < N2 < N3 denoiser calls
     uniform: tuple[int, int] | None = None             # (T, N) for every patch: the baseline
-    batch_size: int = 256                              # patches per denoiser call
+    # patches per denoiser call: 64 measured fastest with 32 (scripts/bench_cpu.py --batch-sizes,
+    # 2-core CPU: 384^2 LR 13.0 s vs 19.3 s at 256, and ~150 MB less peak memory)
+    batch_size: int = 64
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
 
     def __post_init__(self):
