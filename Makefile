@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --allow-root notebooks/
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/jupyter lab --allow-root notebooks/
 
 # The shipped weights are trained on the corpus train split (`make corpus` first) and selected on
 # its val split. GRM: 12000 joint + 300 confidence-calibration steps (~45 min on 2 CPU cores).

@@ -14,7 +14,8 @@ counted with torch's FlopCounterMode (attention added: the CPU SDPA kernel is no
 default) and divided by those seconds, against a 2048^2 fp32 matmul timed in the same worker.
 With --baseline, the revision is checked out into a temporary git worktree and the runs of both
 trees are interleaved, so the ratio is measured under the same machine conditions; the outputs
-of both are compared (max |difference|).
+of both are compared (max |difference|), as they run and with the GRM untiled in both (the old
+tiles were blended, not exact, so on images over 128 LR pixels the coarse image itself changed).
 """
 
 from __future__ import annotations
@@ -119,6 +120,11 @@ def worker(args) -> dict:
     import patchscaler_lite as psl
 
     pipe = psl.PatchScalerPipeline.from_pretrained()
+    if args.untiled_grm:                              # both trees: the GRM in one piece
+        import functools
+
+        import patchscaler_lite.pipeline as pl
+        pl.restore = functools.partial(pl.restore, tile=None)
     if args.batch_size:
         pipe.pgs = dataclasses.replace(pipe.pgs, batch_size=args.batch_size)
     lr = lr_input(args.size)
@@ -175,11 +181,11 @@ def competitor() -> subprocess.Popen:
 # -------------------------------------------------------------------------------- controller
 def run_worker(root: Path, size: int, *, repeats: int, batch_size: int = 0, profile=False,
                save: Path | None = None, env: dict | None = None, cli_policy=False,
-               chunk: int = 0) -> dict:
+               chunk: int = 0, untiled_grm=False) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--size", str(size),
            "--repeats", str(repeats), "--batch-size", str(batch_size), "--chunk", str(chunk)]
     cmd += ["--profile"] * profile + (["--save", str(save)] if save else [])
-    cmd += ["--cli-policy"] * cli_policy
+    cmd += ["--cli-policy"] * cli_policy + ["--untiled-grm"] * untiled_grm
     e = dict(os.environ, PYTHONPATH=str(root), **(env or {}))
     done = subprocess.run(cmd, cwd=root, env=e, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -238,10 +244,14 @@ def compare(baseline: str, sizes, repeats: int, rounds: int, cli_policy=False) -
                     old_t.append(o["seconds"])
                     new_t.append(n["seconds"])
                 diff = (torch.load(Path(tmp) / "new.pt") - torch.load(Path(tmp) / "old.pt")).abs()
+                for tree, name in ((old, "old_u.pt"), (REPO, "new_u.pt")):
+                    run_worker(tree, size, repeats=1, save=Path(tmp) / name, untiled_grm=True)
+                same = (torch.load(Path(tmp) / "new_u.pt") - torch.load(Path(tmp) / "old_u.pt")).abs()
                 rows.append({"lr": size, "baseline_s": statistics.median(old_t),
                              "now_s": statistics.median(new_t),
                              "speedup": statistics.median(old_t) / statistics.median(new_t),
                              "max_abs_diff": diff.max().item(),
+                             "max_abs_diff_grm_untiled": same.max().item(),
                              "baseline_rss_mb": o["peak_rss_mb"], "now_rss_mb": n["peak_rss_mb"]})
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)],
@@ -269,6 +279,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--save", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--chunk", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--untiled-grm", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
