@@ -311,8 +311,10 @@ class DiTTrainConfig(_Dict):
     val_every: int = 500
     ckpt_every: int = 250
     seed: int = 0
+    degradation: str = "bicubic"  # of the LR whose GRM output the DiT learns to refine
 
     def __post_init__(self):
+        _check(self.degradation in DEGRADATIONS, f"unknown degradation {self.degradation!r}")
         _check(self.iters >= 1, f"iters must be >= 1, got {self.iters}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(1 <= self.t_max <= T_MAX, f"t_max must be in [1, {T_MAX}], got {self.t_max}")

@@ -6,10 +6,13 @@ import dataclasses
 import pytest
 import torch
 
+from patchscaler_lite.cli import main
+from patchscaler_lite.cli import train as train_cli
 from patchscaler_lite.config import PRESETS, descriptor_for
 from patchscaler_lite.diffusion import training as dit_training
 from patchscaler_lite.diffusion.denoiser import Denoiser
 from patchscaler_lite.diffusion.training import train_dit
+from patchscaler_lite.errors import PatchScalerError
 from patchscaler_lite.grm.model import GlobalRestorationModule
 from patchscaler_lite.texture.memory import build_memory
 from patchscaler_lite.trainer import TrainState
@@ -90,3 +93,31 @@ def test_prompt_dropout_and_no_texture_are_one_path():
     kept = den(x, t, y, refs, sims, keep=torch.ones(M, dtype=torch.bool))
     torch.testing.assert_close(kept, den(x, t, y, refs, sims), rtol=0, atol=0)
     assert (kept - dropped).abs().max() > 1e-4             # the prompt does reach the output
+
+
+def test_the_training_lr_can_be_realistic_and_is_reproducible(setup):
+    """coarse_pairs with the realistic degradation: different from bicubic, same on a re-run."""
+    grm, _, train, _ = setup
+    bic = dit_training.coarse_pairs(grm, train, "cpu")
+    real = dit_training.coarse_pairs(grm, train, "cpu", "realistic", seed=3)
+    again = dit_training.coarse_pairs(grm, train, "cpu", "realistic", seed=3)
+    for (n, h, c), (_, h2, r), (_, _, r2) in zip(bic, real, again):
+        assert torch.equal(h, h2) and torch.equal(r, r2)
+        assert not torch.equal(c, r), n
+    with pytest.raises(PatchScalerError, match="unknown degradation"):
+        dataclasses.replace(PRESETS["tiny"].dit_train, degradation="jpeg")
+
+
+def test_train_dit_takes_the_degradation_option(tmp_path, capsys, monkeypatch):
+    """`train dit --degradation` reaches the DiT's recipe (it used to be dropped) and is checked."""
+    seen = []
+
+    def fake_train_dit(cfg, tc, *args, **kwargs):
+        seen.append(tc)
+        return {"seconds": 0.0, "final": {}}
+    monkeypatch.setattr(train_cli, "train_dit", fake_train_dit)
+    assert main(["train", "dit", "--preset", "tiny", "--degradation", "realistic", "--iters", "1",
+                 "-o", str(tmp_path / "run")]) == 0
+    assert seen[0].degradation == "realistic"
+    code = main(["train", "dit", "--preset", "tiny", "--degradation", "jpeg", "-o", str(tmp_path)])
+    assert code == 2 and "--degradation" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..config import preset
+from ..config import DEGRADATIONS, preset
 from ..data import data_dir
 from ..diffusion.training import train_dit
 from ..errors import OutputError
@@ -26,7 +26,6 @@ def add_parser(sub) -> None:
     t = tsub.add_parser("grm", help="train the Global Restoration Module on the shipped train photos")
     t.add_argument("--preset", default="lite", help="tiny | lite | base (default lite)")
     t.add_argument("--iters", type=positive, default=None, help="override the preset's iteration count")
-    t.add_argument("--degradation", default=None, help="bicubic | realistic (default: preset's)")
     t.add_argument("--calib-iters", type=non_negative, default=None,
                    help="confidence-calibration steps after the joint stage (default: preset's)")
     _common(t)
@@ -39,6 +38,8 @@ def add_parser(sub) -> None:
 
 
 def _common(t) -> None:
+    t.add_argument("--degradation", default=None, choices=DEGRADATIONS,
+                   help="of the training LR (default: the preset's, bicubic)")
     t.add_argument("--data", default=None, help="folder of HR photos with a splits.json in or beside "
                    "it (a built corpus: data/corpus); default: the shipped data/photos")
     t.add_argument("-o", "--out", required=True, help="output folder (checkpoint, weights, report)")
@@ -78,6 +79,8 @@ def _train(args, pr) -> int:
     val = load_photo_set(folder, "val").as_float()
     if args.what == "dit":
         tc = pr.dit_train if args.iters is None else dataclasses.replace(pr.dit_train, iters=args.iters)
+        if args.degradation is not None:
+            tc = dataclasses.replace(tc, degradation=args.degradation)
         memory = load_memory(args.memory or default_weights("memory", "lite"),
                              patch_size=pr.dit.dit.patch_size)
         train = load_photo_set(folder, "train", min_side=pr.dit.dit.patch_size).as_float()

@@ -36,12 +36,15 @@ VAL_TIMESTEPS = (100, 250, 400)
 
 
 @torch.no_grad()
-def coarse_pairs(grm, images: dict[str, Tensor], device) -> list[tuple[str, Tensor, Tensor]]:
-    """[(name, hr (3, H, W), coarse (3, H, W))] from the frozen GRM on x4 bicubic LR."""
+def coarse_pairs(grm, images: dict[str, Tensor], device, degradation: str = "bicubic",
+                 seed: int = 0) -> list[tuple[str, Tensor, Tensor]]:
+    """[(name, hr (3, H, W), coarse (3, H, W))] from the frozen GRM on x4 LR made by `degradation`
+    (data.degrade; photo i's random degradation drawn with seed + i, so it is reproducible)."""
     out = []
-    for name, hr in images.items():
+    for i, (name, hr) in enumerate(images.items()):
         hr = crop_to_scale(hr, grm.cfg.scale)[None].to(device)
-        coarse, _ = restore(grm, degrade(hr, grm.cfg.scale))
+        lr = degrade(hr, grm.cfg.scale, degradation, generator=torch.Generator().manual_seed(seed + i))
+        coarse, _ = restore(grm, lr)
         out.append((name, hr[0], coarse[0]))
     return out
 
@@ -97,8 +100,9 @@ def train_dit(cfg: DenoiserConfig, tc: DiTTrainConfig, grm, memory: TextureMemor
     out_dir.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(tc.seed)
     grm = grm.to(device).eval()
-    pairs = coarse_pairs(grm, train_images, device)
-    val = _val_batch(coarse_pairs(grm, val_images, device), memory, cfg)
+    pairs = coarse_pairs(grm, train_images, device, tc.degradation, tc.seed)
+    val = _val_batch(coarse_pairs(grm, val_images, device, tc.degradation, tc.seed + 10_000),
+                     memory, cfg)
     st = TrainState(lambda: Denoiser(cfg), tc.lr, g, device, out_dir / "checkpoint.pt", resume,
                     tc.iters, seed=tc.seed)
     _train_loop(st, cfg, tc, pairs, _source_ids(pairs, memory), memory, val, device, progress)
