@@ -93,3 +93,56 @@ def tiny_models():
         grm = perturb(GlobalRestorationModule(PRESETS["tiny"].grm), 0.02, 1)
         return grm, perturb(Denoiser(PRESETS["tiny"].dit), 0.02, 2)
     return make
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tiny_models, train_photos):
+    """A tiny random pipeline (P = 32, overlap 8, short plans, batch 32), fresh for each module,
+    with a 16-entry memory of three train crops."""
+    from patchscaler_lite.config import GroupingConfig, PGSConfig
+    from patchscaler_lite.pipeline import PatchScalerPipeline
+    from patchscaler_lite.texture.memory import build_memory
+
+    grm, den = tiny_models()
+    photos = {k: v[:, :160, :160] for k, v in list(train_photos.items())[:3]}
+    mem = build_memory(photos, 16, n_patches=256, iters=5, generator=torch.Generator().manual_seed(0))
+    pgs = PGSConfig(starts=(50, 100, 200), steps=(1, 2, 3), batch_size=32,
+                    grouping=GroupingConfig(patch_size=32, overlap=8))
+    return PatchScalerPipeline(grm, den, mem, pgs=pgs)
+
+
+@pytest.fixture(scope="module")
+def tiny_grm(tmp_path_factory):
+    """A file grm_tiny.safetensors: a fresh, seeded tiny GRM (CLI tests)."""
+    from patchscaler_lite.config import PRESETS
+    from patchscaler_lite.grm.model import GlobalRestorationModule
+    from patchscaler_lite.weights import save_weights
+
+    torch.manual_seed(0)
+    m = GlobalRestorationModule(PRESETS["tiny"].grm)
+    path = tmp_path_factory.mktemp("w") / "grm_tiny.safetensors"
+    save_weights(path, m.state_dict(), "grm", m.cfg.to_dict())
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """A folder with tiny GRM, Patch-DiT and texture memory files, as `--weights` expects."""
+    from patchscaler_lite.config import PRESETS
+    from patchscaler_lite.data import load_photos
+    from patchscaler_lite.diffusion.denoiser import Denoiser
+    from patchscaler_lite.grm.model import GlobalRestorationModule
+    from patchscaler_lite.texture.memory import build_memory
+    from patchscaler_lite.texture.store import save_memory
+    from patchscaler_lite.weights import save_weights
+
+    d = tmp_path_factory.mktemp("tiny_weights")
+    torch.manual_seed(0)
+    grm = GlobalRestorationModule(PRESETS["tiny"].grm)
+    save_weights(d / "grm_tiny.safetensors", grm.state_dict(), "grm", grm.cfg.to_dict())
+    den = Denoiser(PRESETS["tiny"].dit)
+    save_weights(d / "dit_tiny.safetensors", den.state_dict(), "dit", den.cfg.to_dict())
+    photos = {k: v[:, :96, :96] for k, v in list(load_photos("train").items())[:2]}
+    save_memory(build_memory(photos, 8, n_patches=64, iters=3,
+                             generator=torch.Generator().manual_seed(0)), d / "memory_tiny.safetensors")
+    return d

@@ -12,20 +12,10 @@ from PIL import Image
 
 from patchscaler_lite.cli import build_parser, main
 from patchscaler_lite.cli.common import pgs_from_args
-from patchscaler_lite.config import PRESETS, fidelity_pgs
+from patchscaler_lite.config import fidelity_pgs
 from patchscaler_lite.data import degrade, load_photos
-from patchscaler_lite.grm.model import GlobalRestorationModule
 from patchscaler_lite.image_io import save_image
 from patchscaler_lite.weights import save_weights
-
-
-@pytest.fixture(scope="module")
-def tiny_grm(tmp_path_factory):
-    torch.manual_seed(0)
-    m = GlobalRestorationModule(PRESETS["tiny"].grm)
-    path = tmp_path_factory.mktemp("w") / "grm_tiny.safetensors"
-    save_weights(path, m.state_dict(), "grm", m.cfg.to_dict())
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -173,25 +163,6 @@ def test_module_entry_point_exits_nonzero_with_one_line():
     assert r.returncode == 2
     assert r.stderr.strip() == "error: /no/such.png: no such file"
     assert not Path("/tmp/x/such_coarse.png").exists()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    """A folder with tiny GRM, Patch-DiT and texture memory files, as `--weights` expects."""
-    from patchscaler_lite.diffusion.denoiser import Denoiser
-    from patchscaler_lite.texture.memory import build_memory
-    from patchscaler_lite.texture.store import save_memory
-
-    d = tmp_path_factory.mktemp("tiny_weights")
-    torch.manual_seed(0)
-    grm = GlobalRestorationModule(PRESETS["tiny"].grm)
-    save_weights(d / "grm_tiny.safetensors", grm.state_dict(), "grm", grm.cfg.to_dict())
-    den = Denoiser(PRESETS["tiny"].dit)
-    save_weights(d / "dit_tiny.safetensors", den.state_dict(), "dit", den.cfg.to_dict())
-    photos = {k: v[:, :96, :96] for k, v in list(load_photos("train").items())[:2]}
-    save_memory(build_memory(photos, 8, n_patches=64, iters=3,
-                             generator=torch.Generator().manual_seed(0)), d / "memory_tiny.safetensors")
-    return d
 
 
 def test_upscale_end_to_end(tmp_path, lr_png, capsys, tiny_weights):

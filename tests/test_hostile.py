@@ -28,7 +28,6 @@ from patchscaler_lite.cli import memory as memory_cli
 from patchscaler_lite.cli import train as train_cli
 from patchscaler_lite.config import PRESETS, GroupingConfig, PGSConfig
 from patchscaler_lite.data import degrade, load_photos
-from patchscaler_lite.diffusion.denoiser import Denoiser
 from patchscaler_lite.errors import ImageError, PatchScalerError, WeightsError
 from patchscaler_lite.grm.model import GlobalRestorationModule, load_grm
 from patchscaler_lite.image_io import ImageConversionWarning, check_image, load_image, save_image
@@ -37,34 +36,9 @@ from patchscaler_lite.jobs import files
 from patchscaler_lite.jobs import upscale as upscale_job
 from patchscaler_lite.pipeline import MAX_LR_PIXELS, PatchScalerPipeline
 from patchscaler_lite.texture.memory import build_memory
-from patchscaler_lite.texture.store import save_memory
 from patchscaler_lite.weights import WEIGHTS_DIR, save_weights
 
 # ----------------------------------------------------------------------------- fixtures, helpers
-
-
-@pytest.fixture(scope="module")
-def tiny_grm(tmp_path_factory):
-    torch.manual_seed(0)
-    m = GlobalRestorationModule(PRESETS["tiny"].grm)
-    path = tmp_path_factory.mktemp("w") / "grm_tiny.safetensors"
-    save_weights(path, m.state_dict(), "grm", m.cfg.to_dict())
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    """A folder with tiny GRM, Patch-DiT and texture memory files, as `--weights` expects."""
-    d = tmp_path_factory.mktemp("tiny_weights")
-    torch.manual_seed(0)
-    grm = GlobalRestorationModule(PRESETS["tiny"].grm)
-    save_weights(d / "grm_tiny.safetensors", grm.state_dict(), "grm", grm.cfg.to_dict())
-    den = Denoiser(PRESETS["tiny"].dit)
-    save_weights(d / "dit_tiny.safetensors", den.state_dict(), "dit", den.cfg.to_dict())
-    photos = {k: v[:, :96, :96] for k, v in list(load_photos("train").items())[:2]}
-    save_memory(build_memory(photos, 8, n_patches=64, iters=3,
-                             generator=torch.Generator().manual_seed(0)), d / "memory_tiny.safetensors")
-    return d
 
 
 @pytest.fixture(scope="module")

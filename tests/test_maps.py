@@ -12,29 +12,22 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from matplotlib.text import Text  # noqa: E402
 from scipy.stats import rankdata
 
-from patchscaler_lite.config import GroupingConfig, PGSConfig
+from patchscaler_lite.config import GroupingConfig
 from patchscaler_lite.data import bicubic_up, degrade
 from patchscaler_lite.eval import maps
 from patchscaler_lite.eval.difficulty import patch_stats
 from patchscaler_lite.grm.model import restore
 from patchscaler_lite.grouping import assign_groups
 from patchscaler_lite.patches import dihedral, make_layout
-from patchscaler_lite.pipeline import PatchScalerPipeline
-from patchscaler_lite.texture.memory import build_memory
 from patchscaler_lite.viz import maps as vm
+from patchscaler_lite.viz.readable import readability_problems
 
 
 @pytest.fixture(scope="module")
-def pipe(tiny_models, train_photos):
-    grm, den = tiny_models()
-    photos = {k: v[:, :160, :160] for k, v in list(train_photos.items())[:3]}
-    mem = build_memory(photos, 16, n_patches=256, iters=5, generator=torch.Generator().manual_seed(0))
-    pgs = PGSConfig(starts=(50, 100, 200), steps=(1, 2, 3), batch_size=32,
-                    grouping=GroupingConfig(patch_size=32, overlap=8))
-    return PatchScalerPipeline(grm, den, mem, pgs=pgs)
+def pipe(tiny_pipeline):
+    return tiny_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -198,25 +191,10 @@ def test_paired_table_reads_a_known_difference():
     assert t.iloc[0]["low"] == pytest.approx(0.5) and t.iloc[0]["photos"] == 5
 
 
-def _readable(fig) -> list:
-    """Problems a notebook cell would show: wider than 9 in (tight bbox, 100 dpi, a 934 px cell),
-    text under 8 pt; plus viz.readable's overlap checks where that module exists."""
-    fig.canvas.draw()
-    problems = [f"{t.get_text()!r} {t.get_fontsize()} pt" for t in fig.findobj(Text)
-                if t.get_visible() and t.get_text().strip() and t.get_fontsize() < 8]
-    if fig.get_tightbbox(fig.canvas.get_renderer()).width > 9.05:
-        problems.append("wider than 9 in")
-    try:
-        from patchscaler_lite.viz.readable import readability_problems
-    except ImportError:
-        return problems
-    return problems + readability_problems(fig)
-
-
 def test_figures_fit_a_notebook_cell(pm):
     rows = maps.evaluate_maps(pm, [0.0, 0.3], niqe=False)
     curve = maps.curves(rows)
     for fig in (vm.maps_grid(pm), vm.budget_curves(curve, 1.5), vm.explorer(pm, "qmap", 0.3, curve),
                 vm.explorer(pm, "random", 0.0, curve)):
-        assert _readable(fig) == []
+        assert readability_problems(fig) == []
         plt.close(fig)

@@ -12,25 +12,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from matplotlib.text import Text  # noqa: E402
 
-from patchscaler_lite.config import GroupingConfig, PGSConfig
+from patchscaler_lite.config import PGSConfig
 from patchscaler_lite.data import degrade
 from patchscaler_lite.eval import seams
 from patchscaler_lite.patches import blend_window, make_layout, patchify, unpatchify
-from patchscaler_lite.pipeline import PatchScalerPipeline
-from patchscaler_lite.texture.memory import build_memory
 from patchscaler_lite.viz import seams as vs
+from patchscaler_lite.viz.readable import readability_problems
 
 
 @pytest.fixture(scope="module")
-def pipe(tiny_models, train_photos):
-    grm, den = tiny_models()
-    photos = {k: v[:, :160, :160] for k, v in list(train_photos.items())[:3]}
-    mem = build_memory(photos, 16, n_patches=256, iters=5, generator=torch.Generator().manual_seed(0))
-    pgs = PGSConfig(starts=(50, 100, 200), steps=(1, 2, 3), batch_size=32,
-                    grouping=GroupingConfig(patch_size=32, overlap=8))
-    return PatchScalerPipeline(grm, den, mem, pgs=pgs)
+def pipe(tiny_pipeline):
+    return tiny_pipeline
 
 
 def _loop_reassemble(patches, layout, kind):
@@ -175,21 +168,6 @@ def test_seam_table_rows(val_photos):
     assert t.psnr.notna().all() and (t.truth_seam_ratio - 1).abs().max() < 0.15
 
 
-def _readable(fig) -> list:
-    """Problems a notebook cell would show: wider than 9 in (tight bbox, 100 dpi, a 934 px cell),
-    text under 8 pt; plus viz.readable's overlap checks where that module exists."""
-    fig.canvas.draw()
-    problems = [f"{t.get_text()!r} {t.get_fontsize()} pt" for t in fig.findobj(Text)
-                if t.get_visible() and t.get_text().strip() and t.get_fontsize() < 8]
-    if fig.get_tightbbox(fig.canvas.get_renderer()).width > 9.05:
-        problems.append("wider than 9 in")
-    try:
-        from patchscaler_lite.viz.readable import readability_problems
-    except ImportError:
-        return problems
-    return problems + readability_problems(fig)
-
-
 def test_figures_fit_a_notebook_cell(val_photos):
     hr = val_photos["coffee"][None, :, :128, :128]
     images = seams.jitter_images(hr, 32, [0, 8, 12], 0.04)
@@ -200,5 +178,5 @@ def test_figures_fit_a_notebook_cell(val_photos):
     figs += [vs.seam_curves(table), vs.cost_figure(seams.overlap_cost(512, 512, [0, 4, 8, 12], PGSConfig()),
                                                    32, "512 x 512 image, P = 32, PGS steps (1, 2, 6)")]
     for fig in figs:
-        assert _readable(fig) == []
+        assert readability_problems(fig) == []
         plt.close(fig)
