@@ -79,6 +79,7 @@ class GRMTrainConfig(_Dict):
     ckpt_every: int = 250
     seed: int = 0
     degradation: str = "bicubic"
+    init: str = ""              # fine-tune from these weights (a shipped preset name or a file)
     # Stage 2: the confidence head alone, body frozen (see grm/calibration.py); 0 skips it.
     calib_iters: int = 300
     calib_lr: float = 1e-3
@@ -215,6 +216,7 @@ class MemoryConfig(_Dict):
     kmeans_iters: int = 30
     descriptor: str = "learned"      # learned (key network) | gabor
     keys: str = "coarse"             # coarse: describe each patch's GRM coarse twin | hr: the patch
+    degradation: str = "bicubic"     # of the LR the coarse twins are restored from
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     seed: int = 0
 
@@ -225,6 +227,7 @@ class MemoryConfig(_Dict):
         _check(self.descriptor in ("learned", "gabor"),
                f"descriptor must be learned or gabor, got {self.descriptor!r}")
         _check(self.keys in ("coarse", "hr"), f"keys must be coarse or hr, got {self.keys!r}")
+        _check(self.degradation in DEGRADATIONS, f"unknown degradation {self.degradation!r}")
 
 
 # ---------------------------------------------------------------------------- stage 4: Patch-DiT and PGS
@@ -312,6 +315,7 @@ class DiTTrainConfig(_Dict):
     ckpt_every: int = 250
     seed: int = 0
     degradation: str = "bicubic"  # of the LR whose GRM output the DiT learns to refine
+    init: str = ""              # fine-tune from these weights (a shipped preset name or a file)
 
     def __post_init__(self):
         _check(self.degradation in DEGRADATIONS, f"unknown degradation {self.degradation!r}")
@@ -339,14 +343,15 @@ def check_schedule(starts, steps) -> None:
 class PGSConfig:
     """Patch-adaptive Group Sampling: per-group start steps and step counts, and the grouping.
 
-    Defaults chosen by measurement on the val photos with the shipped weights (README, "PGS
-    defaults", scripts/sweep_pgs.py): among (1, 2, 6)-step candidates with >= 3x fewer patch-NFE
-    than uniform (350, 6), starts (50, 150, 350) with 50% / 40% / 10% of patches in Simple / Medium
-    / Hard had the best NIQE (4.08; uniform 3.71). Later starts for the one-step Simple group made
-    it smoother (starts (100, 200, 350): 4.25; (300, 325, 350): 4.70); more Medium patches helped.
+    Defaults chosen by measurement with the corpus-trained lite weights on the corpus val split
+    (320 px centre crops; `python scripts/sweep_pgs.py --data data/corpus --split val --crop 320`):
+    among ten candidates with >= 3x fewer patch-NFE than uniform (350, 6) and PSNR no more than
+    0.1 dB below it, starts (50, 200, 350), steps (1, 2, 6), 50% / 40% / 10% of patches in Simple /
+    Medium / Hard had the lowest NIQE: 6.72 (uniform 6.27; the earlier default (50, 150, 350),
+    chosen on the ten-photo weights, 6.83). The real preset has its own plan (PRESETS).
     """
 
-    starts: tuple[int, int, int] = (50, 150, 350)      # T1 < T2 < T3
+    starts: tuple[int, int, int] = (50, 200, 350)      # T1 < T2 < T3
     steps: tuple[int, int, int] = (1, 2, 6)            # N1 < N2 < N3 denoiser calls
     uniform: tuple[int, int] | None = None             # (T, N) for every patch: the baseline
     # patches per denoiser call: 64 measured fastest with 32 (scripts/bench_cpu.py --batch-sizes,
@@ -372,10 +377,10 @@ class PGSConfig:
 
 # The fidelity dial: one number in [0, 1] for the trade between staying close to the coarse image
 # and synthesising detail. Only the start steps move (T3 from FIDELITY_T3[0] at F = 0 down to
-# FIDELITY_T3[1] at F = 1, T1 and T2 in the default's proportions 1 : 3 : 7), so the groups, the
+# FIDELITY_T3[1] at F = 1, T1 and T2 in the default's proportions 1 : 4 : 7), so the groups, the
 # step counts and the patch-NFE are the same at every setting. F = 0 starts the Hard group at the
 # Patch-DiT's training limit t_max = 400 (farther would be outside what it learned); the default
-# plan (50, 150, 350) sits at F = 1/6.
+# plan (50, 200, 350) sits at F = 1/6.
 FIDELITY_T3 = (400, 100)
 
 
@@ -384,7 +389,7 @@ def fidelity_pgs(fidelity: float, base: PGSConfig | None = None) -> PGSConfig:
     _check(0.0 <= fidelity <= 1.0, f"fidelity must be in [0, 1], got {fidelity}")
     base = PGSConfig() if base is None else base
     t3 = FIDELITY_T3[0] + (FIDELITY_T3[1] - FIDELITY_T3[0]) * fidelity
-    starts = (round(t3 / 7), round(3 * t3 / 7), round(t3))
+    starts = (round(t3 / 7), round(4 * t3 / 7), round(t3))
     return dataclasses.replace(base, starts=starts, uniform=None)
 
 
@@ -418,6 +423,21 @@ PRESETS: dict[str, Preset] = {
     # lite: the shipped weights, trainable on a 2-core CPU.
     "lite": Preset("lite", GRMConfig(), GRMTrainConfig(), MemoryConfig(), DenoiserConfig(),
                    DiTTrainConfig(), PGSConfig()),
+    # real: the lite architecture fine-tuned from the lite weights on realistic LR (data.degrade's
+    # second-order chain): the real-world track (`upscale --preset real`, `bench --preset real`).
+    "real": Preset("real", GRMConfig(name="real"),
+                   GRMTrainConfig(iters=4000, lr=2e-4, warmup=100, degradation="realistic", init="lite"),
+                   MemoryConfig(size=4096, n_patches=100_000, degradation="realistic"),
+                   DenoiserConfig(DiTConfig(name="real")),
+                   DiTTrainConfig(iters=1500, lr=1.5e-4, warmup=100, degradation="realistic",
+                                  init="lite"),
+                   # The Hard group starts at 100 (fidelity 1): on realistic LR the coarse image
+                   # holds less texture, and from the lite starts (Hard at 350) the Patch-DiT left
+                   # part of the injected noise in as coloured speckle. Simple / Medium starts,
+                   # steps and shares chosen on the corpus val split (scripts/sweep_pgs.py --preset
+                   # real; README, "The real-world track").
+                   PGSConfig(starts=(70, 85, 100), steps=(1, 3, 6),
+                             grouping=GroupingConfig(quantiles=(0.65, 0.25)))),
     # base: a larger Patch-DiT meant for a CUDA GPU (the other stages as lite).
     "base": Preset("base", GRMConfig(name="base"), GRMTrainConfig(), MemoryConfig(),
                    DenoiserConfig(DiTConfig(name="base", dim=384, depth=8, heads=6)),

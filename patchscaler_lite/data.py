@@ -72,9 +72,9 @@ def degrade(hr: Tensor, scale: int = 4, kind: str = "bicubic", *,
     """Synthesize an LR image: (B, 3, H, W) or (3, H, W) in [0, 1] -> (B, 3, H // s, W // s).
 
     bicubic:   antialiased bicubic downsampling (the classic SR benchmark setting).
-    realistic: first-order Real-ESRGAN style chain with seeded random parameters per image:
-               Gaussian blur (random sigma, possibly anisotropic) -> random resize kernel ->
-               Gaussian noise -> JPEG (quality 30-95).
+    realistic: second-order Real-ESRGAN style chain with seeded random parameters per image:
+               the blur -> resize -> noise -> JPEG stage twice (`_realistic_one` lists the ranges),
+               the first resize to about half size, the second to exactly 1/s.
     The HR is cropped to a multiple of `scale` first (see `crop_to_scale`).
     """
     if kind not in DEGRADATIONS:
@@ -122,22 +122,38 @@ def _jpeg(x: Tensor, quality: int) -> Tensor:
     return torch.from_numpy(out).permute(2, 0, 1)[None].to(x)
 
 
-def _realistic_one(x: Tensor, scale: int, g: torch.Generator | None) -> Tensor:
-    """One image (1, 3, H, W) -> (1, 3, H // s, W // s) through blur, resize, noise, JPEG."""
-    sx, sy = _uniform(g, 0.2, 3.0), _uniform(g, 0.2, 3.0)
-    if torch.rand((), generator=g).item() < 0.5:
-        sy = sx                                             # isotropic half of the time
-    k = _gaussian_kernel(sx, sy, _uniform(g, 0, math.pi)).to(x)
-    x = F.conv2d(F.pad(x, [10] * 4, mode="replicate"), k.expand(3, 1, -1, -1), groups=3)
+def _stage(x: Tensor, size: tuple[int, int], g: torch.Generator | None, blur: tuple[float, float],
+           p_blur: float, noise: tuple[float, float]) -> Tensor:
+    """One order of the chain on (1, 3, H, W): blur (probability p_blur; sigma in `blur`, anisotropic
+    half of the time) -> resize to `size` (bicubic, bilinear or area) -> Gaussian noise (sigma in
+    `noise` / 255, grey 40% of the time) -> JPEG (quality 30-95). Clamped to [0, 1] after each step."""
+    if torch.rand((), generator=g).item() < p_blur:
+        sx, sy = _uniform(g, *blur), _uniform(g, *blur)
+        if torch.rand((), generator=g).item() < 0.5:
+            sy = sx                                         # isotropic half of the time
+        k = _gaussian_kernel(sx, sy, _uniform(g, 0, math.pi)).to(x)
+        x = F.conv2d(F.pad(x, [10] * 4, mode="replicate"), k.expand(3, 1, -1, -1), groups=3)
     mode = ["bicubic", "bilinear", "area"][int(torch.randint(3, (), generator=g))]
-    size = (x.shape[-2] // scale, x.shape[-1] // scale)
     kw = {"antialias": True, "align_corners": False} if mode != "area" else {}
     x = F.interpolate(x, size=size, mode=mode, **kw).clamp(0, 1)
-    sigma = _uniform(g, 1, 25) / 255.0
+    sigma = _uniform(g, *noise) / 255.0
     gray = torch.rand((), generator=g).item() < 0.4
-    noise = torch.randn((1, 1 if gray else 3, *size), generator=g).to(x)
-    x = (x + sigma * noise).clamp(0, 1)
+    x = (x + sigma * torch.randn((1, 1 if gray else 3, *size), generator=g).to(x)).clamp(0, 1)
     return _jpeg(x, int(_uniform(g, 30, 95)))
+
+
+def _realistic_one(x: Tensor, scale: int, g: torch.Generator | None) -> Tensor:
+    """One image (1, 3, H, W) -> (1, 3, H // s, W // s): Real-ESRGAN's second-order chain, milder.
+
+    Order 1: blur sigma 0.2-3 -> resize to (s/2 x a jitter in 0.75-1.25) times smaller -> noise
+    1-20 -> JPEG. Order 2: blur sigma 0.2-1.5 with probability 0.8 -> resize to exactly 1/s ->
+    noise 1-15 -> JPEG. (Real-ESRGAN's noise goes to 30/25 and adds sinc filters and Poisson noise.)
+    """
+    H, W = x.shape[-2:]
+    f = max(1.0, scale / 2 * _uniform(g, 0.75, 1.25))
+    mid = (max(H // scale, round(H / f)), max(W // scale, round(W / f)))
+    x = _stage(x, mid, g, (0.2, 3.0), 1.0, (1, 20))
+    return _stage(x, (H // scale, W // scale), g, (0.2, 1.5), 0.8, (1, 15))
 
 
 def load_folder(folder, names: set[str] | None = None) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .config import PGSConfig
+from .config import PRESETS, PGSConfig
 from .diffusion.denoiser import Denoiser, load_denoiser
 from .diffusion.sampling import sample_patches
 from .diffusion.schedule import from_signal, to_signal
@@ -106,13 +106,16 @@ class PatchScalerPipeline:
 
     @classmethod
     def from_pretrained(cls, path=None, preset: str = "lite", **kwargs) -> PatchScalerPipeline:
-        """Load grm_<preset>, dit_<preset>, memory_<preset> from a folder (default: shipped)."""
+        """Load grm_<preset>, dit_<preset>, memory_<preset> from a folder (default: shipped), with
+        the preset's default PGS plan unless `pgs=` is given."""
         d = Path(path) if path is not None else WEIGHTS_DIR
         if d.is_file():
             raise PatchScalerError(f"{d}: is a file; from_pretrained takes the folder holding the "
                                    f"grm_*, dit_* and memory_*.safetensors files")
         if not d.is_dir():
             raise PatchScalerError(f"{d}: weights folder not found")
+        if kwargs.get("pgs") is None and preset in PRESETS:
+            kwargs["pgs"] = PRESETS[preset].pgs                   # the preset's default plan
         grm = load_grm(_find(d, "grm", preset))
         den = load_denoiser(_find(d, "dit", preset))
         mem = load_memory(_find(d, "memory", preset), patch_size=den.cfg.dit.patch_size)

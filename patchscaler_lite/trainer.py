@@ -35,8 +35,12 @@ class TrainState:
     """Model, EMA copy, AdamW and the run's generator/step/history, with atomic checkpoints."""
 
     def __init__(self, make_model, lr: float, g: torch.Generator, device, ckpt_path: Path,
-                 resume: bool, iters: int | None = None, seed: int = 0):
+                 resume: bool, iters: int | None = None, seed: int = 0, init=None):
+        """init: None, or a callable filling a fresh model from weights (fine-tuning); a resumed
+        checkpoint replaces it."""
         model, ema = seeded_init(make_model, seed, 2)
+        if init is not None:
+            init(model)
         self.model, self.ema = model.to(device), ema.to(device).eval()
         self.ema.load_state_dict(self.model.state_dict())
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)

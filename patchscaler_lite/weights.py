@@ -20,6 +20,9 @@ from .errors import WeightsError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
+SHIPPED_PRESETS = ("lite", "real")     # lite: x4 bicubic (teaching default); real: realistic LR
+
+
 def default_weights(kind: str, preset: str = "lite") -> Path:
     """Path of the shipped weights of a kind ('grm', ...) and preset, inside the package."""
     return WEIGHTS_DIR / f"{kind}_{preset}.safetensors"
@@ -107,6 +110,35 @@ def load_into(model: torch.nn.Module, state: dict, path) -> None:
             raise WeightsError(f"{path}: tensor {k} has shape {tuple(v.shape)}, the model expects "
                                f"{tuple(own[k].shape)}")
     model.load_state_dict(state)
+
+
+def _unnamed(config: dict) -> dict:
+    """`config` without its (nested) "name" fields: the architecture, whatever preset it is for."""
+    return {k: _unnamed(v) if isinstance(v, dict) else v for k, v in config.items() if k != "name"}
+
+
+def resolve_init(init: str, kind: str) -> Path:
+    """A training run's starting weights: a shipped preset's name ('lite') or a weights file."""
+    shipped = default_weights(kind, init)
+    if "/" not in init and "." not in init and shipped.exists():
+        return shipped
+    path = Path(init)
+    if not path.is_file():
+        raise WeightsError(f"{init}: initial weights not found (give a {kind} .safetensors file or a "
+                           f"shipped preset name)")
+    return path
+
+
+def init_from(model: torch.nn.Module, path, kind: str, config: dict) -> None:
+    """Fill `model` from a weights file of the same architecture (fine-tuning: the preset name may
+    differ); WeightsError naming the file and the first differing field otherwise."""
+    state, _ = load_state(path, kind, _unnamed(config))
+    _, cfg = read_metadata(path)
+    if _unnamed(cfg) != _unnamed(config):
+        diff = next(k for k in _unnamed(config) if _unnamed(cfg).get(k) != _unnamed(config)[k])
+        raise WeightsError(f"{path}: config mismatch: {diff}={cfg.get(diff)!r} in the file, "
+                           f"{config[diff]!r} in the model to fine-tune")
+    load_into(model, state, path)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

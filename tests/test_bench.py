@@ -198,3 +198,20 @@ def test_the_fidelity_dial_runs_its_plan_at_the_same_patch_nfe(tiny_pipe, tmp_pa
     assert len({r["patch_nfe"] for r in res["methods"].values()}) == 1
     pareto_plot(res, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_preset_tracks_give_every_preset_the_same_lr(tiny_pipe):
+    """Two presets (here the same tiny pipeline twice) on both tracks: bicubic upsampling of the
+    same seeded LR must score the same for both presets, and the realistic LR scores differently."""
+    from patchscaler_lite.eval.claims import preset_tracks
+
+    hr = load_photos("val")["coffee"][:, 100:196, 200:296]
+    t = preset_tracks({"a": tiny_pipe, "b": tiny_pipe}, {"coffee": hr}, methods=("bicubic", "grm"))
+    assert len(t) == 2 * 2 * 2 and set(t.track) == {"bicubic", "realistic"}
+    bic = t[t.method == "bicubic"].set_index(["track", "preset"])["psnr"]
+    assert bic["bicubic", "a"] == bic["bicubic", "b"] and bic["realistic", "a"] == bic["realistic", "b"]
+    lr = degrade(hr, 4)
+    assert bic["bicubic", "a"] == pytest.approx(
+        peak_signal_noise_ratio(hr.numpy(), bicubic_up(lr[None] if lr.dim() == 3 else lr, 4)[0].numpy(),
+                                data_range=1.0), abs=0.05)
+    assert abs(bic["realistic", "a"] - bic["bicubic", "a"]) > 0.1

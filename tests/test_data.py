@@ -152,3 +152,20 @@ def test_quantize8_is_idempotent_and_on_grid(rand_image):
     q = data.quantize8(x)
     assert torch.equal(data.quantize8(q), q)
     assert (q - x).abs().max() <= 0.5 / 255 + 1e-7
+
+
+def test_realistic_is_second_order(rand_image, monkeypatch):
+    """Two rounds of blur / resize / noise / JPEG: the first to about half size, the second to 1/s."""
+    sizes = []
+    real_jpeg = data._jpeg
+
+    def spy(x, quality):
+        sizes.append(tuple(x.shape[-2:]))
+        assert 30 <= quality <= 95
+        return real_jpeg(x, quality)
+    monkeypatch.setattr(data, "_jpeg", spy)
+    data.degrade(rand_image(3, 128, 96, b=2), 4, "realistic", generator=torch.Generator().manual_seed(0))
+    assert len(sizes) == 4
+    for mid, last in (sizes[:2], sizes[2:]):
+        assert last == (32, 24)
+        assert 128 / 2.5 <= mid[0] <= 128 / 1.5 and 96 / 2.5 <= mid[1] <= 96 / 1.5

@@ -777,3 +777,21 @@ def test_policy_broken_symlink_input(tmp_path, capsys, tiny_grm):
 def test_policy_probe_reads_the_header_only(tmp_path, no_decoding):
     info = image_io.probe_image(_bilevel_png(tmp_path / "b.png", 300, 200))
     assert (info.width, info.height, info.frames) == (300, 200, 1)
+
+
+@pytest.mark.parametrize("what", ["grm", "dit"])
+def test_row07_train_init_weights_are_checked_before_any_work(tmp_path, capsys, monkeypatch, what):
+    monkeypatch.setattr(train_cli, "load_photo_set", never("the training set-up"))
+    missing = tmp_path / "gone.safetensors"
+    code, _, err = run(["train", what, "--preset", "tiny", "--init", missing, "-o", tmp_path / "out"],
+                       capsys)
+    assert code == 2 and str(missing) in one_error_line(err) and "not found" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("cmd", [["upscale", "x.png", "-o", "o"], ["qmap", "x.png", "-o", "o"],
+                                 ["bench", "--data", "d", "--json", "b.json"]])
+def test_row05_unknown_preset_is_refused_when_parsing(capsys, cmd):
+    code, _, err = run([*cmd, "--preset", "huge"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "'huge'" in line and "lite" in line and "real" in line

@@ -287,3 +287,46 @@ def test_resuming_a_longer_run_is_refused(tmp_path, small_sets):
     with pytest.raises(PatchScalerError, match="at step 4, beyond the 2 iterations"):
         training.train_grm(TINY, shorter, *small_sets, tmp_path, progress=False)
     training.train_grm(TINY, shorter, *small_sets, tmp_path, progress=False, resume=False)
+
+
+def test_fine_tuning_starts_from_the_given_weights(tmp_path, small_sets):
+    """`init`: a run starts from another run's weights (here under another preset name) instead of
+    the seeded random ones; at a vanishing learning rate it ends where that run ended."""
+    from safetensors.torch import load_file
+
+    base = GRMTrainConfig(iters=8, batch_size=2, crop=32, warmup=2, val_every=4, ckpt_every=4,
+                          calib_iters=0)
+    training.train_grm(TINY, base, *small_sets, tmp_path / "a", progress=False)
+    src = tmp_path / "a" / "grm_tiny.safetensors"
+    still = dataclasses.replace(base, iters=2, lr=1e-12, init=str(src))
+    ft = dataclasses.replace(TINY, name="ft")
+    training.train_grm(ft, still, *small_sets, tmp_path / "b", progress=False)
+    fresh = dataclasses.replace(still, init="")
+    training.train_grm(ft, fresh, *small_sets, tmp_path / "c", progress=False)
+    wa, wb, wc = (load_file(p) for p in (src, tmp_path / "b" / "grm_ft.safetensors",
+                                         tmp_path / "c" / "grm_ft.safetensors"))
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=1e-6, msg=k)
+    assert any(not torch.allclose(wc[k], wa[k], atol=1e-4) for k in wa)
+
+
+def test_fine_tuning_refuses_another_architecture(tmp_path, small_sets):
+    from patchscaler_lite.errors import WeightsError
+
+    base = GRMTrainConfig(iters=2, batch_size=2, crop=32, warmup=1, val_every=2, ckpt_every=2,
+                          calib_iters=0)
+    training.train_grm(TINY, base, *small_sets, tmp_path / "a", progress=False)
+    wider = dataclasses.replace(TINY, name="wide", channels=TINY.channels * 2)
+    src = tmp_path / "a" / "grm_tiny.safetensors"
+    with pytest.raises(WeightsError, match="channels") as info:
+        training.train_grm(wider, dataclasses.replace(base, init=str(src)), *small_sets,
+                           tmp_path / "b", progress=False)
+    assert str(src) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_real_preset_fine_tunes_lite_on_realistic_lr():
+    real, lite = PRESETS["real"], PRESETS["lite"]
+    assert dataclasses.replace(real.grm, name="lite") == lite.grm          # same architecture
+    assert real.grm_train.init == real.dit_train.init == "lite"
+    assert {real.grm_train.degradation, real.dit_train.degradation,
+            real.memory.degradation} == {"realistic"}

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from patchscaler_lite.config import DescriptorConfig
-from patchscaler_lite.data import load_photos
+from patchscaler_lite.data import bicubic_up, load_photos
 from patchscaler_lite.errors import PatchScalerError, WeightsError
 from patchscaler_lite.patches import dihedral, patchify
 from patchscaler_lite.texture.gabor import (
@@ -24,7 +24,7 @@ from patchscaler_lite.texture.gabor import (
     gabor_energy_direct,
 )
 from patchscaler_lite.texture.kmeans import kmeans, representatives
-from patchscaler_lite.texture.memory import build_memory, retrieve, search
+from patchscaler_lite.texture.memory import build_memory, coarse_twins, retrieve, search
 from patchscaler_lite.texture.patch_sampling import extract_patches, sample_positions
 from patchscaler_lite.texture.store import load_memory, save_memory
 from patchscaler_lite.weights import default_weights
@@ -295,3 +295,16 @@ def test_a_memory_file_with_nan_is_refused_naming_it(tmp_path):
     save_memory(mem, tmp_path / "m.safetensors")
     with pytest.raises(WeightsError, match=r"m\.safetensors: tensor keys holds NaN"):
         load_memory(tmp_path / "m.safetensors")
+
+
+def test_coarse_twins_of_realistic_lr_are_seeded_per_photo(rand_image):
+    ims = {"a": rand_image(0, 64, 64)[0], "b": rand_image(1, 64, 64)[0]}
+    up = lambda lr: bicubic_up(lr, 4)                                  # noqa: E731
+    one = coarse_twins(ims, up, degradation="realistic", seed=3)
+    assert all(torch.equal(one[n], t) for n, t in
+               coarse_twins(ims, up, degradation="realistic", seed=3).items())
+    assert not torch.equal(one["a"], coarse_twins(ims, up, degradation="realistic", seed=4)["a"])
+    assert not torch.equal(one["a"], coarse_twins(ims, up)["a"])        # bicubic by default
+    # Photo i draws its chain from seed + i: photo b alone with seed 4 is photo b of the pair.
+    assert torch.equal(one["b"], coarse_twins({"b": ims["b"]}, up, degradation="realistic",
+                                              seed=4)["b"])

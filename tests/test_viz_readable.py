@@ -81,6 +81,13 @@ def layout_of(H, P=32, overlap=8):
     return make_layout((1, 3, H, H), P, overlap)
 
 
+def tracks_frame() -> pd.DataFrame:
+    keys = [(t, p, m) for t in ("bicubic", "realistic") for p in ("lite", "real")
+            for m in ("bicubic", "grm", "pgs")]
+    return pd.DataFrame([{"track": t, "preset": p, "method": m, "psnr": 26 + k / 4, "niqe": 7 - k / 5}
+                         for k, (t, p, m) in enumerate(keys)])
+
+
 FIGURES = {
     # notebook 00
     "zoom_grid": lambda: viz.zoom_grid({"LR": rand(1, 3, 32, 32), **{k: rand(1, 3, 128, 128) for k in
@@ -135,6 +142,8 @@ FIGURES = {
                                                           "gain_psnr_hard": [.2, -.1, .1, .3],
                                                           "gain_niqe": [-.3, .2, .1, .0]},
                                                          index=["astronaut", "coffee", "chelsea", "flower"])),
+    "tracks_bars": lambda: vs.tracks_bars(tracks_frame(), title="FAST MODE (small crops): a smoke "
+                                          "test, too noisy to read anything into"),
     "scaling_figure": lambda: vs.scaling_figure(scaling_frame(), {"grm": (1e-7, 0.05), "pgs": (1e-6, 0.1)},
                                                 note="device cpu (2 threads); one warm-up call first"),
 }

@@ -156,3 +156,13 @@ def test_save_overwrites_in_place(saved):
     state, _ = load_state(path, "grm")
     assert torch.equal(state["head.bias"], model.head.bias)
     assert not any(p.name.endswith((".partial", ".tmp")) for p in path.parent.iterdir())
+
+
+def test_initial_weights_by_preset_name_or_file(saved):
+    from patchscaler_lite.weights import default_weights, resolve_init
+
+    assert resolve_init("lite", "grm") == default_weights("grm", "lite")
+    path, _ = saved
+    assert resolve_init(str(path), "grm") == path
+    with raises_naming("nowhere.safetensors", match="not found"):
+        resolve_init("nowhere.safetensors", "grm")

@@ -7,7 +7,16 @@ from pathlib import Path
 from ..config import DEGRADATIONS
 from ..eval.bench import BASE_METHODS
 from ..jobs.bench import bench_files
-from .common import add_device, add_force, add_grouping, pgs_from_args, positive, resolve_device, seed
+from .common import (
+    add_device,
+    add_force,
+    add_grouping,
+    add_preset,
+    pgs_from_args,
+    positive,
+    resolve_device,
+    seed,
+)
 
 
 def add_parser(sub) -> None:
@@ -28,7 +37,9 @@ def add_parser(sub) -> None:
     b.add_argument("--seed", type=seed, default=0)
     b.add_argument("--crop", type=positive, default=None, metavar="N",
                    help="bench a centre crop of at most N x N HR pixels of each photo")
-    b.add_argument("--weights", default=None)
+    b.add_argument("--weights", default=None, help="folder of grm_/dit_/memory_<preset> weights "
+                   "(default: the shipped ones)")
+    add_preset(b)
     add_grouping(b)
     add_device(b)
 
@@ -38,5 +49,5 @@ def run(args) -> int:
                 methods=args.methods.split(",") if args.methods else None,
                 degradation=args.degradation, pgs=pgs_from_args(args), weights=args.weights,
                 device=resolve_device(args.device), seed=args.seed, csv=args.csv, plot=args.plot,
-                crop=args.crop, force=args.force)
+                crop=args.crop, force=args.force, preset=args.preset)
     return 0

@@ -9,9 +9,10 @@ import sys
 
 import torch
 
-from ..config import GroupingConfig, PGSConfig, check_schedule, fidelity_pgs
+from ..config import PRESETS, GroupingConfig, PGSConfig, check_schedule, fidelity_pgs
 from ..errors import PatchScalerError
 from ..pipeline import MAX_LR_PIXELS
+from ..weights import SHIPPED_PRESETS
 
 
 class Parser(argparse.ArgumentParser):
@@ -78,6 +79,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def add_preset(p) -> None:
+    p.add_argument("--preset", default="lite", choices=SHIPPED_PRESETS,
+                   help="which weights: lite (default; trained on x4 bicubic LR) | real (fine-tuned "
+                        "on realistic LR: blur, noise, JPEG; for real photos)")
+
+
 def add_device(p) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
@@ -122,7 +129,8 @@ def pgs_from_args(args) -> PGSConfig:
     if fidelity is not None and (getattr(args, "starts", None) or getattr(args, "uniform", None)):
         raise PatchScalerError("--fidelity sets the start steps: give it or --starts/--uniform, "
                                "not both")
-    base = PGSConfig() if fidelity is None else fidelity_pgs(fidelity)
+    default = PRESETS[getattr(args, "preset", "lite")].pgs          # the preset's default plan
+    base = default if fidelity is None else fidelity_pgs(fidelity, default)
     changes = {"grouping": grouping_from_args(args, base.grouping)}
     if getattr(args, "starts", None) or getattr(args, "steps", None):
         changes["starts"] = args.starts or base.starts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..config import DEGRADATIONS
 from ..data import load_folder
 from ..eval.retrieval import evaluate_retrieval
 from ..image_io import list_images
@@ -45,6 +46,9 @@ def _add_build(msub) -> None:
                    help="coarse (default): describe each patch's GRM coarse twin, the domain of "
                         "the queries | hr: describe the HR patch itself")
     b.add_argument("--weights", default=None, help="GRM for --keys coarse (default: shipped)")
+    b.add_argument("--degradation", default="bicubic", choices=DEGRADATIONS,
+                   help="of the LR the coarse twins are restored from (default bicubic; the real "
+                        "preset's memory: realistic)")
     b.add_argument("--descriptor", default="learned", choices=("learned", "gabor"),
                    help="learned (default): train a small texture embedding on these photos | "
                         "gabor: the fixed Gabor filter-bank descriptor")
@@ -100,7 +104,7 @@ def run(args) -> int:
 
 def _build(args) -> int:
     cfg = memory_config(args.size, args.patch_size, args.n_patches, args.descriptor, args.keys,
-                        args.seed)
+                        args.seed, args.degradation)
     mem = build_memory_file(args.images, Path(args.out), cfg, split=args.split, weights=args.weights,
                             device=resolve_device(args.device), embed_iters=args.embed_iters,
                             force=args.force)

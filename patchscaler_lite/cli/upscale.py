@@ -10,6 +10,7 @@ from .common import (
     add_force,
     add_grouping,
     add_max_pixels,
+    add_preset,
     numbers,
     pgs_from_args,
     resolve_device,
@@ -31,7 +32,9 @@ def add_parser(sub) -> None:
                    help="0..1: 0 synthesises the most detail, 1 stays closest to the coarse image; "
                         "moves the groups' start steps at the same patch-NFE (default plan: 1/6)")
     u.add_argument("--no-texture", action="store_true", help="no texture prompt (ablation)")
-    u.add_argument("--weights", default=None, help="folder with grm_/dit_/memory_lite.safetensors")
+    u.add_argument("--weights", default=None, help="folder with grm_/dit_/memory_<preset>.safetensors "
+                   "(default: the shipped ones)")
+    add_preset(u)
     add_force(u)
     add_max_pixels(u)
     add_grouping(u)
@@ -41,5 +44,6 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     upscale_files(args.inputs, Path(args.out), pgs=pgs_from_args(args), weights=args.weights,
                   device=resolve_device(args.device), seed=args.seed,
-                  texture=not args.no_texture, force=args.force, max_pixels=args.max_pixels)
+                  texture=not args.no_texture, force=args.force, max_pixels=args.max_pixels,
+                  preset=args.preset)
     return 0

@@ -27,7 +27,7 @@ from ..grm.model import restore
 from ..patches import dihedral
 from ..texture.memory import TextureMemory, retrieve
 from ..trainer import TrainState, lr_at
-from ..weights import count_parameters, save_weights
+from ..weights import count_parameters, init_from, resolve_init, save_weights
 from .denoiser import Denoiser
 from .schedule import alpha_bar, q_sample, to_signal
 
@@ -103,8 +103,10 @@ def train_dit(cfg: DenoiserConfig, tc: DiTTrainConfig, grm, memory: TextureMemor
     pairs = coarse_pairs(grm, train_images, device, tc.degradation, tc.seed)
     val = _val_batch(coarse_pairs(grm, val_images, device, tc.degradation, tc.seed + 10_000),
                      memory, cfg)
+    init = None if not tc.init else (
+        lambda m: init_from(m, resolve_init(tc.init, "dit"), "dit", cfg.to_dict()))
     st = TrainState(lambda: Denoiser(cfg), tc.lr, g, device, out_dir / "checkpoint.pt", resume,
-                    tc.iters, seed=tc.seed)
+                    tc.iters, seed=tc.seed, init=init)
     _train_loop(st, cfg, tc, pairs, _source_ids(pairs, memory), memory, val, device, progress)
     report = {"command": command, "device": str(device), "seconds": round(st.seconds(), 1),
               "torch": torch.__version__, "threads": torch.get_num_threads(),

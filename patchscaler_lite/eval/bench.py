@@ -169,7 +169,8 @@ def run_bench(pipe, photos: dict, methods, *, degradation="bicubic", seed=0, pro
     means = df.drop(columns="image").groupby("method", sort=False).mean(numeric_only=True)
     means["seconds_per_mp"] = means["seconds"] / means["megapixels"]
     return {"device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-            "degradation": degradation, "seed": seed, "protocol": bench_protocol(pipe),
+            "degradation": degradation, "seed": seed, "preset": pipe.grm.cfg.name,
+            "protocol": bench_protocol(pipe),
             "pgs_config": _pgs_summary(pipe.pgs),
             "methods": {m: {k: _null_nan(v) for k, v in r.items()} for m, r in means.iterrows()},
             "rows": [{k: (_null_nan(v) if isinstance(v, float) else v) for k, v in r.items()}

@@ -16,7 +16,7 @@ from ..config import GroupingConfig
 from ..data import crop_to_scale, degrade
 from ..grouping import GROUP_NAMES
 from . import metrics
-from .bench import group_psnr
+from .bench import group_psnr, run_bench
 from .grid import GridCache, Plan, compose, evaluate, group_ids
 
 
@@ -161,6 +161,20 @@ def paired_difference(rows: pd.DataFrame, a: str, b: str, metric: str, *, n: int
                    rng=np.random.default_rng(seed)).confidence_interval
     return {"metric": metric, "a": a, "b": b, "photos": len(d), "mean": float(d.mean()),
             "low": float(ci.low), "high": float(ci.high)}
+
+
+def preset_tracks(pipes: dict, photos: dict, methods=("bicubic", "grm", "pgs"),
+                  degradations=("bicubic", "realistic"), *, seed: int = 0) -> pd.DataFrame:
+    """Every preset {name: pipeline} on both tracks: bench.run_bench per (preset, degradation), the
+    same seeded LR for every preset. One row per (track, preset, method) of the per-method means."""
+    frames = []
+    for deg in degradations:
+        for name, pipe in pipes.items():
+            _, means = bench_frames(run_bench(pipe, photos, list(methods), degradation=deg, seed=seed,
+                                              progress=False))
+            frames.append(means.reset_index().assign(track=deg, preset=name))
+    cols = ["track", "preset", "method", "psnr", "ssim", "niqe", "seconds", "patch_nfe"]
+    return pd.concat(frames, ignore_index=True)[cols]
 
 
 def compare_plans(pipe, photos: dict, configs: dict, *, seed: int = 0) -> pd.DataFrame:

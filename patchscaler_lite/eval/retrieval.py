@@ -36,12 +36,13 @@ def restorer(kind: str, weights, device):
     return lambda lr: grm(lr)[0]
 
 
-def key_images(keys: str, images: dict, restore):
+def key_images(keys: str, images: dict, restore, degradation: str = "bicubic"):
+    """What the memory keys describe: None for the HR patches themselves, else the coarse twins."""
     if keys == "hr":
         return None
     if keys != "coarse":
         raise PatchScalerError(f"keys must be coarse or hr, got {keys!r}")
-    return coarse_twins(images, restore)
+    return coarse_twins(images, restore, degradation=degradation)
 
 
 def train_key_network(kind: str, images: dict, patch_size: int, seed: int, iters: int | None = None):

@@ -42,14 +42,17 @@ def permute_channels(lr: Tensor, hr: Tensor, g: torch.Generator) -> tuple[Tensor
 
 def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_images, *,
                          iters: int = 1500, batch_size: int = 16, crop: int = 96, lr: float = 1e-3,
-                         seed: int = 0, device="cpu", progress: bool = True) -> dict:
+                         seed: int = 0, device="cpu", progress: bool = True,
+                         degradation: str = "bicubic") -> dict:
     """Train model.to_conf only (in place) on crops of the train photos at the CALIB_SCALES, channels
-    permuted. val_images {name: (3, H, W)}. Returns a report with the val Spearman before/after."""
+    permuted, LR made by `degradation` (the joint stage's). val_images {name: (3, H, W)}, degraded
+    once as in the joint stage (seed 12345). Returns a report with the val Spearman before/after."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device)
     s = model.cfg.scale
     val_pairs = [(h.to(device), l.to(device)) for h, l in
-                 make_pairs(list(val_images.values()), s, "bicubic")]
+                 make_pairs(list(val_images.values()), s, degradation,
+                            torch.Generator().manual_seed(12345))]
     before = pooled_spearman(model.eval(), val_pairs)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -62,6 +65,7 @@ def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_im
     model.eval()                                           # no dropout/BN; clamps the coarse image
     for _ in tqdm(range(iters), desc="calibrate confidence", disable=not progress):
         lr_img, hr_img = permute_channels(*sample_crops(train, batch_size, crop, s, g,
+                                                        degradation=degradation,
                                                         rescale=CALIB_SCALES), g)
         coarse, conf = model(lr_img.to(device))
         err2 = (coarse - hr_img.to(device)).square().mean(1, keepdim=True)
@@ -74,6 +78,6 @@ def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_im
         p.requires_grad_(True)
     after = pooled_spearman(model.eval(), val_pairs)
     return {"iters": iters, "batch_size": batch_size, "crop": crop, "lr": lr, "seed": seed,
-            "scales": list(CALIB_SCALES), "permute_channels": True,
+            "scales": list(CALIB_SCALES), "permute_channels": True, "degradation": degradation,
             "seconds": round(time.time() - t0, 1), "val_spearman_before": round(before, 4),
             "val_spearman_after": round(after, 4)}

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..config import GRMConfig, GRMTrainConfig
 from ..photoset import PhotoSet, sample_crops
 from ..trainer import TrainState, lr_at
-from ..weights import count_parameters, save_weights
+from ..weights import count_parameters, init_from, resolve_init, save_weights
 from .calibration import calibrate_confidence
 from .model import GlobalRestorationModule, confidence_loss
 from .pairs import evaluate, make_pairs
@@ -34,14 +34,17 @@ def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train: PhotoSet | dict, val_im
     g = torch.Generator().manual_seed(tc.seed)
     val_pairs = make_pairs(list(val_images.values()), cfg.scale, tc.degradation,
                            torch.Generator().manual_seed(12345))
+    init = None if not tc.init else (
+        lambda m: init_from(m, resolve_init(tc.init, "grm"), "grm", cfg.to_dict()))
     st = TrainState(lambda: GlobalRestorationModule(cfg), tc.lr, g, device, out_dir / "checkpoint.pt",
-                    resume, tc.iters, seed=tc.seed)
+                    resume, tc.iters, seed=tc.seed, init=init)
     _joint_stage(st, cfg, tc, train, val_pairs, device, progress)
     calibration = None
     if tc.calib_iters > 0:
         calibration = calibrate_confidence(st.ema, train, val_images, iters=tc.calib_iters,
                                            batch_size=tc.batch_size, crop=tc.crop, lr=tc.calib_lr,
-                                           seed=tc.seed, device=device, progress=progress)
+                                           seed=tc.seed, device=device, progress=progress,
+                                           degradation=tc.degradation)
     final = st.history[-1]
     report = {
         "command": command, "device": str(device), "seconds": round(st.seconds(), 1),

@@ -23,7 +23,7 @@ TABLE_COLUMNS = ("psnr", "psnr_y", "ssim", "ssim_y", "niqe", "piqe", "seconds", 
 def bench_files(hr_dir: Path, json_path: Path, *, split=None, methods=None, degradation="bicubic",
                 pgs=None, weights=None, device="cpu", seed=0, csv=None, plot=None,
                 pipe=None, crop: int | None = None, force: bool = False,
-                outputs: Outputs | None = None) -> dict:
+                outputs: Outputs | None = None, preset: str = "lite") -> dict:
     """Run eval.bench.run_bench on the photos of hr_dir (or one split); print the means table and
     write the JSON (+ CSV of every row, + the Pareto PNG). crop: a centre crop of at most crop x crop
     HR pixels of each photo (large photos on a CPU). Returns the bench result.
@@ -34,7 +34,7 @@ def bench_files(hr_dir: Path, json_path: Path, *, split=None, methods=None, degr
     paths = photos_in(Path(hr_dir), split)
     own = outputs is None                                   # else: the caller's, already entered
     outputs = Outputs([json_path, csv, plot], inputs=paths, force=force) if own else outputs
-    pipe = load_pipeline(weights, device, pgs) if pipe is None else pipe
+    pipe = load_pipeline(weights, device, pgs, preset) if pipe is None else pipe
     with outputs if own else contextlib.nullcontext(outputs) as outs:
         return _bench(pipe, paths, methods, degradation, seed, crop, outs, json_path, csv, plot)
 
@@ -73,7 +73,7 @@ def print_table(res: dict) -> None:
     """The per-method means of a bench result, one row per method."""
     table = pd.DataFrame(res["methods"]).T
     cols = [c for c in TABLE_COLUMNS if c in table]
-    print(f"device: {res['device']}; PGS {res['pgs_config']}")
+    print(f"device: {res['device']}; preset {res.get('preset', 'lite')}; PGS {res['pgs_config']}")
     whole = {"params": lambda v: f"{v:,.0f}", "patch_nfe": lambda v: f"{v:,.0f}"}
     print(table[cols].to_string(float_format=lambda v: f"{v:.3f}", formatters=whole))
     photos = len({r["image"] for r in res["rows"]})

@@ -52,7 +52,7 @@ def _build(images_dir: Path, cfg: MemoryConfig, split, weights, device, embed_it
     if small:
         raise PatchScalerError(f"patch size {cfg.patch_size} is larger than image {small[0]}")
     restore = restorer("grm", weights, device) if cfg.keys == "coarse" else None
-    kims = key_images(cfg.keys, images, restore)
+    kims = key_images(cfg.keys, images, restore, cfg.degradation)
     embedder, emb_report = train_key_network(cfg.descriptor, kims or images, cfg.patch_size,
                                              cfg.seed, embed_iters)
     mem = build_memory(images, cfg.size, descriptor_for(cfg.patch_size), n_patches=cfg.n_patches,
@@ -61,7 +61,8 @@ def _build(images_dir: Path, cfg: MemoryConfig, split, weights, device, embed_it
     if emb_report is not None:
         mem.info["embedder_training"] = emb_report
     grm = str(weights or "shipped grm_lite") if cfg.keys == "coarse" else None
-    mem.info.update(seed=cfg.seed, images=str(images_dir), split=split, keys=cfg.keys, grm_weights=grm)
+    mem.info.update(seed=cfg.seed, images=str(images_dir), split=split, keys=cfg.keys, grm_weights=grm,
+                    degradation=cfg.degradation)
     return mem
 
 
@@ -124,7 +125,7 @@ def query_figure(image: Path, out: Path, *, memory=None, weights=None, k: int = 
 
 
 def memory_config(size: int, patch_size: int, n_patches: int, descriptor: str, keys: str,
-                  seed: int) -> MemoryConfig:
+                  seed: int, degradation: str = "bicubic") -> MemoryConfig:
     """The lite MemoryConfig with the command-line overrides (validated: one-line errors)."""
     return dataclasses.replace(MemoryConfig(), size=size, patch_size=patch_size, n_patches=n_patches,
-                               descriptor=descriptor, keys=keys, seed=seed)
+                               descriptor=descriptor, keys=keys, seed=seed, degradation=degradation)

@@ -17,24 +17,25 @@ from ..streaming import stream_upscale
 from .files import Outputs, check_inputs
 
 
-def load_pipeline(weights, device, pgs: PGSConfig | None = None) -> PatchScalerPipeline:
-    """The pipeline from a weights folder (None: the shipped lite weights), on `device`.
+def load_pipeline(weights, device, pgs: PGSConfig | None = None,
+                  preset: str = "lite") -> PatchScalerPipeline:
+    """The pipeline of `preset` from a weights folder (None: the shipped weights), on `device`.
 
     A folder holding one other preset only (grm_tiny, dit_tiny, memory_tiny) is used with a note.
     """
     if weights is not None and Path(weights).is_file():
         raise PatchScalerError(f"{weights}: is a file; --weights takes a folder holding the "
                                f"grm_*, dit_* and memory_*.safetensors files")
-    pipe = PatchScalerPipeline.from_pretrained(weights, pgs=pgs).to(device)
-    if weights is not None and pipe.grm.cfg.name != "lite":
-        warnings.warn(f"{weights}: no *_lite weights in the folder; using its "
+    pipe = PatchScalerPipeline.from_pretrained(weights, preset=preset, pgs=pgs).to(device)
+    if weights is not None and pipe.grm.cfg.name != preset:
+        warnings.warn(f"{weights}: no *_{preset} weights in the folder; using its "
                       f"{pipe.grm.cfg.name} preset", stacklevel=2)
     return pipe
 
 
 def upscale_files(inputs, out: Path, *, pgs: PGSConfig | None = None, weights=None, device="cpu",
                   seed: int = 0, texture: bool = True, force: bool = False,
-                  max_pixels: int = MAX_LR_PIXELS) -> list[Path]:
+                  max_pixels: int = MAX_LR_PIXELS, preset: str = "lite") -> list[Path]:
     """Upscale each input to out/<stem>_x4.png (files.Outputs: all published together at the end).
 
     Every input is checked (header, `max_pixels` LR pixels, one decode) and every output path
@@ -45,7 +46,7 @@ def upscale_files(inputs, out: Path, *, pgs: PGSConfig | None = None, weights=No
     if len(set(targets)) != len(targets):
         raise PatchScalerError("two inputs share a file name stem; upscale them into separate folders")
     outputs = Outputs(targets, inputs=paths, force=force)
-    pipe = load_pipeline(weights, device, pgs)
+    pipe = load_pipeline(weights, device, pgs, preset)
     with outputs as outs:
         for p, t in tqdm(list(zip(paths, targets)), desc="upscale", unit="img", disable=None):
             image, stats = _upscale_one(pipe, p, seed, texture)

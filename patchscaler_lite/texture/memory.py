@@ -83,16 +83,19 @@ def _nest(flat: list, shape: list[int]) -> list:
 
 # ---------------------------------------------------------------------------- build
 @torch.no_grad()
-def coarse_twins(images: dict[str, Tensor], restore, scale: int = 4) -> dict[str, Tensor]:
-    """The coarse version of every HR image, as a query would see it: restore(x4 bicubic LR).
+def coarse_twins(images: dict[str, Tensor], restore, scale: int = 4, degradation: str = "bicubic",
+                 seed: int = 0) -> dict[str, Tensor]:
+    """The coarse version of every HR image, as a query would see it: restore(x4 LR), the LR made by
+    `degradation` (photo i's random chain drawn with seed + i, so it is reproducible).
 
     images {name: (3, H, W)}; restore: (1, 3, h, w) LR -> (1, 3, s*h, s*w), e.g. the GRM's coarse
     output or bicubic upsampling. Returns {name: (3, s * (H // s), s * (W // s))}: the twin is
     aligned with the HR image's top-left corner, so a patch position means the same pixels in both.
     """
     out = {}
-    for name, im in images.items():
-        y = restore(degrade(crop_to_scale(im, scale)[None], scale))
+    for i, (name, im) in enumerate(images.items()):
+        g = torch.Generator().manual_seed(seed + i)
+        y = restore(degrade(crop_to_scale(im, scale)[None], scale, degradation, generator=g))
         y = y[0] if isinstance(y, tuple) else y                             # GRM: (coarse, conf)
         out[name] = y[0].clamp(0, 1)
     return out

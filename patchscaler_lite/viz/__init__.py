@@ -78,7 +78,7 @@ def pareto_plot(bench: dict, path, metric: str = "psnr") -> None:
         ax.set_ylabel(m.upper() + (" (higher is better)" if m != "niqe" else " (lower is better)"))
         ax.grid(alpha=0.3)
     fig.suptitle(f"speed / quality on {len({r['image'] for r in bench['rows']})} photos, "
-                 f"x4 {bench['degradation']}")
+                 f"x4 {bench['degradation']}, PatchScaler preset {bench.get('preset', 'lite')}")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)

@@ -95,18 +95,23 @@ def retrieval_figure(pipe: PatchScalerPipeline, hr: torch.Tensor, corners, k: in
 
 
 @torch.no_grad()
-def make_figures(out: Path, bench_json: Path | None = None) -> list[Path]:
-    out = ensure_dir(out)
-    pipe = PatchScalerPipeline.from_pretrained()
-    photos = load_photos("val")
-    astronaut = crop_to_scale(photos["astronaut"], 4)[None]
-    written = [_save(pipeline_figure(pipe, astronaut, (128, 32, 192)), out / "pipeline.png"),
-               _save(qmap_figure(pipe, photos), out / "qmap.png"),
-               _save(retrieval_figure(pipe, crop_to_scale(photos["coffee"], 4)[None],
-                                      [(96, 64), (320, 160), (448, 288)]), out / "retrieval.png")]
-    if bench_json is not None:
-        pareto_plot(json.loads(Path(bench_json).read_text()), out / "pareto.png")
-        written.append(out / "pareto.png")
+def make_figures(out: Path, bench_json: Path | None = None, bench_real: Path | None = None,
+                 pipeline: bool = True) -> list[Path]:
+    """The README figures into `out`: pipeline, Qmap and retrieval (unless pipeline=False), and the
+    Pareto plots of a bicubic-track bench (pareto.png) and a real-world-track bench (pareto_real.png)."""
+    out, written = ensure_dir(out), []
+    if pipeline:
+        pipe = PatchScalerPipeline.from_pretrained()
+        photos = load_photos("val")
+        astronaut = crop_to_scale(photos["astronaut"], 4)[None]
+        written += [_save(pipeline_figure(pipe, astronaut, (128, 32, 192)), out / "pipeline.png"),
+                    _save(qmap_figure(pipe, photos), out / "qmap.png"),
+                    _save(retrieval_figure(pipe, crop_to_scale(photos["coffee"], 4)[None],
+                                           [(96, 64), (320, 160), (448, 288)]), out / "retrieval.png")]
+    for src, name in ((bench_json, "pareto.png"), (bench_real, "pareto_real.png")):
+        if src is not None:
+            pareto_plot(json.loads(Path(src).read_text()), out / name)
+            written.append(out / name)
     return written
 
 
@@ -114,9 +119,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Write the README figures into a folder.")
     ap.add_argument("-o", "--out", default="docs", help="output folder (default docs)")
     ap.add_argument("--bench", default=None, help="bench JSON for pareto.png (make bench)")
+    ap.add_argument("--bench-real", default=None,
+                    help="bench JSON of the real-world track (--degradation realistic) for pareto_real.png")
+    ap.add_argument("--only-pareto", action="store_true", help="only the Pareto plots")
     args = ap.parse_args(argv)
     plt.switch_backend("Agg")                      # a script: no display needed
-    for p in make_figures(Path(args.out), None if args.bench is None else Path(args.bench)):
+    for p in make_figures(Path(args.out), args.bench and Path(args.bench),
+                          args.bench_real and Path(args.bench_real), pipeline=not args.only_pareto):
         print(p)
     return 0
 

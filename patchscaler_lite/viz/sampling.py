@@ -208,6 +208,31 @@ def texture_bars(abl: pd.DataFrame, title: str = ""):
     return fig
 
 
+def tracks_bars(tracks: pd.DataFrame, metrics=("psnr", "niqe"), title: str = ""):
+    """eval.claims.preset_tracks as grouped bars: one panel per metric, one group per (track,
+    method), one bar per preset. Read: which preset wins on which kind of LR."""
+    presets = list(dict.fromkeys(tracks["preset"]))
+    groups = list(dict.fromkeys(zip(tracks["track"], tracks["method"])))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(min(CELL_INCHES, 4.4 * len(metrics)), 3.9),
+                             squeeze=False)
+    x = np.arange(len(groups))
+    w = 0.8 / len(presets)
+    for ax, m in zip(axes[0], metrics):
+        for k, p in enumerate(presets):
+            d = tracks[tracks.preset == p].set_index(["track", "method"])[m].astype(float)
+            ax.bar(x + (k - (len(presets) - 1) / 2) * w, [d.get(g, np.nan) for g in groups], width=w,
+                   label=f"preset {p}", color=f"C{k}")
+        ax.set_xticks(x, [f"{meth}\n{track}" for track, meth in groups], fontsize=8)
+        ax.set_ylabel(_label(m) + (" (lower is better)" if LOWER_BETTER.get(m) else ""))
+        ax.set_ylim(0.9 * np.nanmin(tracks[m].astype(float)), None)      # the differences, not 0
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def scaling_figure(df: pd.DataFrame, fits: dict, note: str = ""):
     """Seconds and peak memory against HR megapixels (the measured sizes), with the fitted lines
     {method: (slope, intercept)} drawn over the measured range only."""
