@@ -223,7 +223,7 @@ def tracks_bars(tracks: pd.DataFrame, metrics=("psnr", "niqe"), title: str = "")
             ax.bar(x + (k - (len(presets) - 1) / 2) * w, [d.get(g, np.nan) for g in groups], width=w,
                    label=f"preset {p}", color=f"C{k}")
         ax.set_xticks(x, [f"{meth}\n{track}" for track, meth in groups], fontsize=8)
-        ax.set_ylabel(_label(m) + (" (lower is better)" if LOWER_BETTER.get(m) else ""))
+        ax.set_ylabel(_label(m))
         ax.set_ylim(0.9 * np.nanmin(tracks[m].astype(float)), None)      # the differences, not 0
         ax.grid(alpha=0.3, axis="y")
     axes[0, 0].legend(fontsize=8)
