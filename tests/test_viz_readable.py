@@ -93,6 +93,8 @@ FIGURES = {
     "zoom_grid": lambda: viz.zoom_grid({"LR": rand(1, 3, 32, 32), **{k: rand(1, 3, 128, 128) for k in
                                         ("bicubic", "Real-ESRGAN", "GRM (coarse)", "PatchScaler",
                                          "HR (truth)")}}, 32, 40, 64),
+    # asked for more columns than a cell holds: capped, not shrunk by the browser
+    "zoom_grid_cols6": lambda: viz.zoom_grid({k: rand(1, 3, 96, 96) for k in "abcdef"}, 0, 0, 64, cols=6),
     "stage_seconds": lambda: viz.stage_seconds({"grm": 0.3, "grouping": 0.01, "retrieval": 0.1,
                                                 "sampling": 1.4, "reassembly": 0.01}),
     # notebook 01

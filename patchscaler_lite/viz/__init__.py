@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..image_io import to_uint8, write_atomic
 from ..patches import PatchLayout
+from .readable import CELL_INCHES
 
 # Simple / Medium / Hard: green, amber, red (colour-blind-safe enough with the labels beside them)
 GROUP_COLORS = np.array([[46, 160, 67], [240, 170, 30], [215, 48, 39]], dtype=np.float32)
@@ -87,15 +88,15 @@ def pareto_plot(bench: dict, path, metric: str = "psnr") -> None:
 
 
 def zoom_grid(images: dict, x: int, y: int, size: int = 64, scale: int = 4, cols: int = 3):
-    """Crops of the same HR window at (x, y), `size` px, of {name: (1, 3, H, W)} images, `cols` a
-    row (a notebook cell's width: 2.8 in per panel).
+    """Crops of the same HR window at (x, y), `size` px, of {name: (1, 3, H, W)} images, at most
+    `cols` a row and never wider than a notebook cell (2.8 in per panel, CELL_INCHES in all).
 
     LR images (smaller by `scale`) are shown pixel-replicated so every panel covers the same area.
     Returns the matplotlib Figure.
     """
 
     H = max(im.shape[-2] for im in images.values())
-    cols = min(cols, len(images))
+    cols = min(cols, len(images), int(CELL_INCHES // 2.8))
     rows = -(-len(images) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 3.0 * rows), squeeze=False)
     for ax in axes.flat[len(images):]:
