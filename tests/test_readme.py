@@ -13,6 +13,7 @@ def test_the_library_example_runs(repo_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     scope = {}
     exec(compile(block, "README.md", "exec"), scope)                     # noqa: S102
-    assert scope["out"].image.shape == (1, 3, 128, 128)
+    assert scope["out"].image.shape == scope["out_real"].image.shape == (1, 3, 128, 128)
+    assert scope["real"].grm.cfg.name == "real"
     assert (scope["image"] - scope["out"].image).abs().max() < 1e-5
     assert sum(scope["grouping"].counts.values()) == scope["grouping"].groups.numel()
