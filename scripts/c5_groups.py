@@ -5,7 +5,7 @@
 The three plans are written down here, not chosen on the photos measured:
   1 group : every patch (T, N) = (350, 2)                                   2.0 calls per patch
   2 groups: 50% Simple (50, 1), 50% Hard (350, 3)                           2.0 calls per patch
-  3 groups: the default PGS, 50/40/10% at (50, 1), (150, 2), (350, 6)       1.9 calls per patch
+  3 groups: the default PGS, 50/40/10% at (50, 1), (200, 2), (350, 6)       1.9 calls per patch
 Paired differences over photos with a 95% percentile bootstrap (eval.claims.paired_difference).
 """
 
