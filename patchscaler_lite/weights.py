@@ -112,11 +112,6 @@ def load_into(model: torch.nn.Module, state: dict, path) -> None:
     model.load_state_dict(state)
 
 
-def _unnamed(config: dict) -> dict:
-    """`config` without its (nested) "name" fields: the architecture, whatever preset it is for."""
-    return {k: _unnamed(v) if isinstance(v, dict) else v for k, v in config.items() if k != "name"}
-
-
 def resolve_init(init: str, kind: str) -> Path:
     """A training run's starting weights: a shipped preset's name ('lite') or a weights file."""
     shipped = default_weights(kind, init)
@@ -131,13 +126,9 @@ def resolve_init(init: str, kind: str) -> Path:
 
 def init_from(model: torch.nn.Module, path, kind: str, config: dict) -> None:
     """Fill `model` from a weights file of the same architecture (fine-tuning: the preset name may
-    differ); WeightsError naming the file and the first differing field otherwise."""
-    state, _ = load_state(path, kind, _unnamed(config))
-    _, cfg = read_metadata(path)
-    if _unnamed(cfg) != _unnamed(config):
-        diff = next(k for k in _unnamed(config) if _unnamed(cfg).get(k) != _unnamed(config)[k])
-        raise WeightsError(f"{path}: config mismatch: {diff}={cfg.get(diff)!r} in the file, "
-                           f"{config[diff]!r} in the model to fine-tune")
+    differ, load_state ignores it); WeightsError naming the file and the first differing field
+    otherwise."""
+    state, _ = load_state(path, kind, config)
     load_into(model, state, path)
 
 

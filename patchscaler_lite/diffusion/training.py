@@ -1,7 +1,8 @@
 """Training Patch-DiT (+ the similarity-aware texture encoder) on HR / coarse patch pairs.
 
-Data: every train photo is degraded (x4 bicubic) and restored once by the frozen GRM; training
-pairs are co-located random P x P crops of (HR, coarse) with the same flip/rotation. Each pair gets
+Data: every train photo is degraded (x4, the recipe's degradation) and restored once by the frozen
+GRM (its coarse twin, texture.memory.coarse_twins); training pairs are co-located random P x P crops
+of (HR, coarse) with the same flip/rotation. Each pair gets
 its texture prompt from the Reference Texture Memory, *excluding entries cut from the same photo*:
 otherwise the memory would hand the model the very HR patch it must produce, a leak that never
 happens at test time (val photos are not in the memory).
@@ -14,6 +15,7 @@ serves both.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,10 +24,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import DenoiserConfig, DiTTrainConfig
-from ..data import crop_to_scale, degrade
+from ..data import crop_to_scale
 from ..grm.model import restore
 from ..patches import dihedral
-from ..texture.memory import TextureMemory, retrieve
+from ..texture.memory import TextureMemory, coarse_twins, retrieve
 from ..trainer import TrainState, lr_at
 from ..weights import count_parameters, init_from, resolve_init, save_weights
 from .denoiser import Denoiser
@@ -40,13 +42,10 @@ def coarse_pairs(grm, images: dict[str, Tensor], device, degradation: str = "bic
                  seed: int = 0) -> list[tuple[str, Tensor, Tensor]]:
     """[(name, hr (3, H, W), coarse (3, H, W))] from the frozen GRM on x4 LR made by `degradation`
     (data.degrade; photo i's random degradation drawn with seed + i, so it is reproducible)."""
-    out = []
-    for i, (name, hr) in enumerate(images.items()):
-        hr = crop_to_scale(hr, grm.cfg.scale)[None].to(device)
-        lr = degrade(hr, grm.cfg.scale, degradation, generator=torch.Generator().manual_seed(seed + i))
-        coarse, _ = restore(grm, lr)
-        out.append((name, hr[0], coarse[0]))
-    return out
+    s = grm.cfg.scale
+    twins = coarse_twins({n: hr.to(device) for n, hr in images.items()}, partial(restore, grm), s,
+                         degradation, seed)
+    return [(n, crop_to_scale(hr, s).to(device), twins[n]) for n, hr in images.items()]
 
 
 def sample_patch_pairs(pairs, n: int, P: int, g: torch.Generator):
