@@ -19,10 +19,10 @@ import torch.nn.functional as F
 import patchscaler_lite as psl
 from patchscaler_lite.data import crop_to_scale, degrade, load_folder, load_photos
 from patchscaler_lite.eval.difficulty import spearman
-from patchscaler_lite.grm.calibration import CALIB_SCALES, permute_channels
-from patchscaler_lite.grm.model import confidence_bracket, restore
+from patchscaler_lite.grm.calibration import calibrate_confidence
+from patchscaler_lite.grm.model import restore
 from patchscaler_lite.patches import make_layout, patch_means
-from patchscaler_lite.photoset import load_photo_set, sample_crops, split_names
+from patchscaler_lite.photoset import load_photo_set, split_names
 
 
 def stats(model, photos) -> float:
@@ -37,35 +37,16 @@ def stats(model, photos) -> float:
     return round(spearman(torch.cat(d1), torch.cat(mse)), 4)
 
 
-def calibrate_rank(model, train, lam, iters=300, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = list(model.to_conf.parameters())
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=1e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters)
-    model.eval()
-    for _ in range(iters):
-        lr_img, hr_img = permute_channels(*sample_crops(train, 16, 96, 4, g, rescale=CALIB_SCALES), g)
-        coarse, conf = model(lr_img)
-        err2 = (coarse - hr_img).square().mean(1, keepdim=True)
-        loss = confidence_bracket(conf.clamp_min(1e-6), err2, model.cfg.eta).mean()
+def rank_term(lam: float):
+    """lam * a logistic loss on pairs of 32 px patches: their (1 - mean C) difference against the
+    sign of their log true-MSE difference (pairs closer than 0.5 in log MSE left out)."""
+    def loss(conf, err2):
         d = 1 - F.avg_pool2d(conf, 32).flatten()                  # patch difficulty
         m = torch.log(F.avg_pool2d(err2, 32).flatten() + 1e-8)    # log true patch MSE
         dm = m[:, None] - m[None]
         keep = dm.abs() > 0.5
-        s = torch.sign(dm)[keep]
-        rank = F.softplus(-s * 20 * (d[:, None] - d[None])[keep]).mean()
-        loss = loss + lam * model.cfg.eta * rank / 1e-3
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model
+        return lam * F.softplus(-torch.sign(dm)[keep] * 20 * (d[:, None] - d[None])[keep]).mean()
+    return loss
 
 
 torch.set_grad_enabled(True)
@@ -74,7 +55,9 @@ cval = load_folder("data/corpus", set(split_names("data/corpus", "val")))
 dval = load_photos("val")
 out = {}
 for lam in [float(a) for a in sys.argv[1:]] or (0.0, 0.01, 0.1):
-    m = calibrate_rank(psl.load_grm(), train, lam, iters=int(os.environ.get("ITERS", 300)))
+    m = psl.load_grm()
+    calibrate_confidence(m, train, dict(list(dval.items())[:1]), iters=int(os.environ.get("ITERS", 300)),
+                         progress=False, extra_loss=rank_term(lam))
     with torch.no_grad():
         out[lam] = {"corpus_val": stats(m, cval), "data_val": stats(m, dval)}
     print(lam, out[lam], flush=True)

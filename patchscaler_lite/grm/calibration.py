@@ -43,10 +43,12 @@ def permute_channels(lr: Tensor, hr: Tensor, g: torch.Generator) -> tuple[Tensor
 def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_images, *,
                          iters: int = 1500, batch_size: int = 16, crop: int = 96, lr: float = 1e-3,
                          seed: int = 0, device="cpu", progress: bool = True,
-                         degradation: str = "bicubic") -> dict:
+                         degradation: str = "bicubic", extra_loss=None) -> dict:
     """Train model.to_conf only (in place) on crops of the train photos at the CALIB_SCALES, channels
     permuted, LR made by `degradation` (the joint stage's). val_images {name: (3, H, W)}, degraded
-    once as in the joint stage (seed 12345). Returns a report with the val Spearman before/after."""
+    once as in the joint stage (seed 12345). extra_loss(conf, err2) -> scalar, if given, is added
+    to the bracket (experiments: scripts/calib_rank_experiment.py). Returns a report with the val
+    Spearman before/after."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device)
     s = model.cfg.scale
@@ -70,6 +72,8 @@ def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_im
         coarse, conf = model(lr_img.to(device))
         err2 = (coarse - hr_img.to(device)).square().mean(1, keepdim=True)
         loss = confidence_bracket(conf.clamp_min(1e-6), err2, model.cfg.eta).mean()
+        if extra_loss is not None:
+            loss = loss + extra_loss(conf, err2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
