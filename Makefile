@@ -41,7 +41,7 @@ lab: $(STAMP)
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/jupyter lab --allow-root notebooks/
 
 # The shipped weights are trained on the corpus train split (`make corpus` first) and selected on
-# its val split. GRM: 12000 joint + 300 confidence-calibration steps (~45 min on 2 CPU cores).
+# its val split. GRM: 12000 joint + 3000 confidence-calibration steps (~50 min on 2 CPU cores).
 train-grm: $(STAMP)
 	$(BIN)/patchscaler-lite train grm --preset lite --data data/corpus -o runs/grm_lite
 	cp runs/grm_lite/grm_lite.safetensors runs/grm_lite/grm_lite.json runs/grm_lite/grm_lite.report.json patchscaler_lite/weights/

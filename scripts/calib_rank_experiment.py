@@ -14,7 +14,6 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
 import patchscaler_lite as psl
 from patchscaler_lite.data import crop_to_scale, degrade, load_folder, load_photos
@@ -37,18 +36,6 @@ def stats(model, photos) -> float:
     return round(spearman(torch.cat(d1), torch.cat(mse)), 4)
 
 
-def rank_term(lam: float):
-    """lam * a logistic loss on pairs of 32 px patches: their (1 - mean C) difference against the
-    sign of their log true-MSE difference (pairs closer than 0.5 in log MSE left out)."""
-    def loss(conf, err2):
-        d = 1 - F.avg_pool2d(conf, 32).flatten()                  # patch difficulty
-        m = torch.log(F.avg_pool2d(err2, 32).flatten() + 1e-8)    # log true patch MSE
-        dm = m[:, None] - m[None]
-        keep = dm.abs() > 0.5
-        return lam * F.softplus(-torch.sign(dm)[keep] * 20 * (d[:, None] - d[None])[keep]).mean()
-    return loss
-
-
 torch.set_grad_enabled(True)
 train = load_photo_set("data/corpus", "train")
 cval = load_folder("data/corpus", set(split_names("data/corpus", "val")))
@@ -57,7 +44,7 @@ out = {}
 for lam in [float(a) for a in sys.argv[1:]] or (0.0, 0.01, 0.1):
     m = psl.load_grm()
     calibrate_confidence(m, train, dict(list(dval.items())[:1]), iters=int(os.environ.get("ITERS", 300)),
-                         progress=False, extra_loss=rank_term(lam))
+                         progress=False, rank_weight=lam)
     with torch.no_grad():
         out[lam] = {"corpus_val": stats(m, cval), "data_val": stats(m, dval)}
     print(lam, out[lam], flush=True)

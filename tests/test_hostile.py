@@ -271,10 +271,11 @@ def test_row06_train_refuses_finished_weights_without_force(tmp_path, capsys, mo
 
 
 @pytest.mark.parametrize("opt", [["--iters", "-1"], ["--iters", "0"], ["--iters", "x"],
-                                 ["--calib-iters", "-1"]])
+                                 ["--calib-iters", "-1"], ["--calib-rank", "-0.5"],
+                                 ["--calib-rank", "nan"], ["--calib-rank", "inf"]])
 def test_row07_train_counts_are_checked_when_parsing(tmp_path, capsys, monkeypatch, opt):
     monkeypatch.setattr(train_cli, "load_photo_set", never("the training set-up"))
-    what = "grm" if opt[0] == "--calib-iters" else "dit"
+    what = "grm" if opt[0].startswith("--calib") else "dit"
     code, _, err = run(["train", what, "--preset", "tiny", *opt, "-o", tmp_path / "out"], capsys)
     assert code == 2 and opt[0] in one_error_line(err)
     assert not (tmp_path / "out").exists()

@@ -330,3 +330,79 @@ def test_the_real_preset_fine_tunes_lite_on_realistic_lr():
     assert real.grm_train.init == real.dit_train.init == "lite"
     assert {real.grm_train.degradation, real.dit_train.degradation,
             real.memory.degradation} == {"realistic"}
+
+
+# ---------------------------------------------------------------------------- the ranking term
+def _rank_oracle(conf, err2, patch, margin):
+    """patch_rank_loss written as an explicit double loop over patch pairs (numpy, float64)."""
+    c, e = conf[:, 0].double().numpy(), err2[:, 0].double().numpy()
+    d, m = [], []
+    for b in range(c.shape[0]):
+        for y in range(0, c.shape[1], patch):
+            for x in range(0, c.shape[2], patch):
+                d.append(1 - c[b, y:y + patch, x:x + patch].mean())
+                m.append(np.log(e[b, y:y + patch, x:x + patch].mean() + 1e-8))
+    # -log P(harder ranked harder), P(i harder than j) = d_i / (d_i + d_j)  (Bradley-Terry)
+    terms = [-np.log((d[i] if m[i] > m[j] else d[j]) / (d[i] + d[j]))
+             for i in range(len(d)) for j in range(len(d)) if abs(m[i] - m[j]) > margin]
+    return float(np.mean(terms)) if terms else 0.0
+
+
+def test_patch_rank_loss_matches_a_pairwise_loop():
+    from patchscaler_lite.grm.calibration import patch_rank_loss
+
+    g = torch.Generator().manual_seed(3)
+    conf = torch.rand(2, 1, 16, 24, generator=g)
+    err2 = torch.rand(2, 1, 16, 24, generator=g) ** 6                    # log MSEs spread widely
+    for margin in (0.5, 0.1):
+        got = patch_rank_loss(conf, err2, patch=8, margin=margin)
+        assert got.item() == pytest.approx(_rank_oracle(conf, err2, 8, margin), rel=1e-5)
+
+
+def test_patch_rank_loss_rewards_the_right_order_and_pushes_towards_it():
+    """Low when the patch with the larger error has the lower confidence, high when reversed, and
+    its gradient lowers the confidence of the harder patch."""
+    from patchscaler_lite.grm.calibration import patch_rank_loss
+
+    err2 = torch.cat([torch.full((1, 1, 8, 8), 1e-5), torch.full((1, 1, 8, 8), 1e-2)], -1)
+    right = torch.cat([torch.full((1, 1, 8, 8), 0.99), torch.full((1, 1, 8, 8), 0.2)], -1)
+    wrong = right.flip(-1).clone().requires_grad_(True)
+    # difficulties 0.01 and 0.8: -log(0.8 / 0.81) = 0.0124 in the right order, -log(0.01 / 0.81) reversed
+    assert patch_rank_loss(right, err2, patch=8).item() == pytest.approx(np.log(0.81 / 0.8), rel=1e-4)
+    assert patch_rank_loss(wrong, err2, patch=8).item() == pytest.approx(np.log(81), rel=1e-4)
+    patch_rank_loss(wrong, err2, patch=8).backward()
+    assert (wrong.grad[..., 8:] > 0).all() and (wrong.grad[..., :8] < 0).all()
+
+
+def test_patch_rank_loss_is_zero_without_a_qualifying_pair():
+    from patchscaler_lite.grm.calibration import patch_rank_loss
+
+    conf = torch.rand(1, 1, 16, 16, requires_grad=True)
+    loss = patch_rank_loss(conf, torch.full((1, 1, 16, 16), 3e-3), patch=8)   # equal errors
+    assert loss.item() == 0.0
+    loss.backward()                                                           # still differentiable
+    assert (conf.grad == 0).all()
+
+
+def test_calibration_with_the_ranking_term_changes_only_the_confidence_head(tmp_path, small_sets):
+    from safetensors.torch import load_file
+
+    base = GRMTrainConfig(iters=4, batch_size=2, crop=32, warmup=1, val_every=4, ckpt_every=4,
+                          calib_iters=3, calib_rank=0.0)
+    plain = training.train_grm(TINY, base, *small_sets, tmp_path / "a", progress=False)
+    ranked = training.train_grm(TINY, dataclasses.replace(base, calib_rank=1.0), *small_sets,
+                                tmp_path / "b", progress=False)
+    assert plain["confidence_calibration"]["rank_weight"] == 0.0
+    assert ranked["confidence_calibration"]["rank_weight"] == 1.0
+    assert ranked["train_config"]["calib_rank"] == 1.0
+    wa, wb = (load_file(tmp_path / d / "grm_tiny.safetensors") for d in "ab")
+    for k in wa:
+        if k.startswith("to_conf"):
+            continue
+        assert torch.equal(wa[k], wb[k]), k                                   # body and RGB head
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa if k.startswith("to_conf"))
+
+
+def test_negative_rank_weight_is_refused():
+    with pytest.raises(PatchScalerError, match="calib_rank must be >= 0"):
+        GRMTrainConfig(calib_rank=-0.1)

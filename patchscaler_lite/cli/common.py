@@ -110,6 +110,17 @@ def grouping_from_args(args, base: GroupingConfig | None = None) -> GroupingConf
     return dataclasses.replace(base, **changes)
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (--calib-rank)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (v >= 0.0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
+    return v
+
+
 def unit_interval(text: str) -> float:
     """argparse type: a number in [0, 1] (--fidelity)."""
     try:

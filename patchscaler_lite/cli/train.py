@@ -17,7 +17,7 @@ from ..jobs.files import check_output, make_folders, remove_folders
 from ..photoset import MARGIN, load_photo_set
 from ..texture.store import load_memory
 from ..weights import default_weights, resolve_init
-from .common import add_device, non_negative, positive, resolve_device
+from .common import add_device, non_negative, non_negative_float, positive, resolve_device
 
 
 def add_parser(sub) -> None:
@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     t.add_argument("--iters", type=positive, default=None, help="override the preset's iteration count")
     t.add_argument("--calib-iters", type=non_negative, default=None,
                    help="confidence-calibration steps after the joint stage (default: preset's)")
+    t.add_argument("--calib-rank", type=non_negative_float, default=None,
+                   help="weight of the patch-ranking term in the calibration; 0 = the paper's "
+                        "bracket alone (default: preset's)")
     _common(t)
     t = tsub.add_parser("dit", help="train Patch-DiT + texture encoder on GRM coarse / HR pairs")
     t.add_argument("--preset", default="lite", help="tiny | lite | real | base (default lite)")
@@ -82,7 +85,8 @@ def _check_out(out: Path, stem: str, force: bool) -> None:
 def _recipe(tc, args):
     """The preset's training recipe with the command-line overrides."""
     changes = {k: v for k, v in (("iters", args.iters), ("degradation", args.degradation),
-                                 ("calib_iters", getattr(args, "calib_iters", None))) if v is not None}
+                                 ("calib_iters", getattr(args, "calib_iters", None)),
+                                 ("calib_rank", getattr(args, "calib_rank", None))) if v is not None}
     if args.init is not None:
         changes["init"] = "" if args.init == "none" else args.init
     tc = dataclasses.replace(tc, **changes)

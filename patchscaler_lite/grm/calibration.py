@@ -14,6 +14,13 @@ antialiasing, before the x4 degradation: content at a new scale is partly new to
 with their colour channels randomly permuted (the head must not key on the colours of ten
 photos). Measured on the val photos (pooled Spearman of 1 - Qmap vs true patch MSE): see the
 training report's `confidence_calibration`.
+
+Ranking term (optional, `GRMTrainConfig.calib_rank`): the bracket's optimum C* = min(1, eta / e^2)
+is flat at 1 wherever e^2 < eta, so patches of smooth, well-restored content (PSNR above ~30 dB)
+all tie at difficulty 0 and the Qmap cannot rank them. `patch_rank_loss` adds a pairwise logistic
+(Bradley-Terry) loss on the log patch difficulties log(1 - mean C) against the order of the true
+patch MSEs, which gives the head a signal in that regime too. It ranks within and across the
+crops of a batch.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import time
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -40,13 +48,35 @@ def permute_channels(lr: Tensor, hr: Tensor, g: torch.Generator) -> tuple[Tensor
     return pick(lr), pick(hr)
 
 
+def patch_rank_loss(conf: Tensor, err2: Tensor, patch: int = 32, margin: float = 0.5) -> Tensor:
+    """Pairwise ranking loss of patch difficulty against true patch error, for a batch.
+
+    conf, err2: (B, 1, H, W), H and W multiples of `patch`. With d = 1 - patch mean of C and m =
+    log patch MSE, every pair of non-overlapping patches (i, j) whose m differ by more than
+    `margin` contributes -log P(the harder one is ranked harder), under the Bradley-Terry model
+    P(i harder than j) = d_i / (d_i + d_j), i.e. softplus(-sign(m_i - m_j) * (log d_i - log d_j)).
+    It depends only on difficulty *ratios*, so it orders patches without forcing the scale of C
+    (which the bracket sets). The mean over those pairs; 0 when no pair qualifies.
+    """
+    d = (1 - F.avg_pool2d(conf, patch).flatten()).clamp_min(1e-7)       # (n,) patch difficulty
+    m = torch.log(F.avg_pool2d(err2, patch).flatten() + 1e-8)            # (n,) log true patch MSE
+    dm = m[:, None] - m[None]                                            # (n, n)
+    keep = dm.abs() > margin
+    if not keep.any():
+        return conf.sum() * 0
+    ld = d.log()
+    return F.softplus(-torch.sign(dm[keep]) * (ld[:, None] - ld[None])[keep]).mean()
+
+
 def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_images, *,
                          iters: int = 1500, batch_size: int = 16, crop: int = 96, lr: float = 1e-3,
                          seed: int = 0, device="cpu", progress: bool = True,
-                         degradation: str = "bicubic", extra_loss=None) -> dict:
+                         degradation: str = "bicubic", rank_weight: float = 0.0,
+                         extra_loss=None) -> dict:
     """Train model.to_conf only (in place) on crops of the train photos at the CALIB_SCALES, channels
     permuted, LR made by `degradation` (the joint stage's). val_images {name: (3, H, W)}, degraded
-    once as in the joint stage (seed 12345). extra_loss(conf, err2) -> scalar, if given, is added
+    once as in the joint stage (seed 12345). rank_weight: the weight of patch_rank_loss added to
+    the bracket (0: the paper's bracket alone). extra_loss(conf, err2) -> scalar, if given, is added
     to the bracket (experiments: scripts/calib_rank_experiment.py). Returns a report with the val
     Spearman before/after."""
     g = torch.Generator().manual_seed(seed)
@@ -72,6 +102,8 @@ def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_im
         coarse, conf = model(lr_img.to(device))
         err2 = (coarse - hr_img.to(device)).square().mean(1, keepdim=True)
         loss = confidence_bracket(conf.clamp_min(1e-6), err2, model.cfg.eta).mean()
+        if rank_weight > 0:
+            loss = loss + rank_weight * patch_rank_loss(conf, err2)
         if extra_loss is not None:
             loss = loss + extra_loss(conf, err2)
         opt.zero_grad(set_to_none=True)
@@ -83,5 +115,6 @@ def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_im
     after = pooled_spearman(model.eval(), val_pairs)
     return {"iters": iters, "batch_size": batch_size, "crop": crop, "lr": lr, "seed": seed,
             "scales": list(CALIB_SCALES), "permute_channels": True, "degradation": degradation,
+            "rank_weight": rank_weight,
             "seconds": round(time.time() - t0, 1), "val_spearman_before": round(before, 4),
             "val_spearman_after": round(after, 4)}

@@ -44,7 +44,7 @@ def train_grm(cfg: GRMConfig, tc: GRMTrainConfig, train: PhotoSet | dict, val_im
         calibration = calibrate_confidence(st.ema, train, val_images, iters=tc.calib_iters,
                                            batch_size=tc.batch_size, crop=tc.crop, lr=tc.calib_lr,
                                            seed=tc.seed, device=device, progress=progress,
-                                           degradation=tc.degradation)
+                                           degradation=tc.degradation, rank_weight=tc.calib_rank)
     final = st.history[-1]
     report = {
         "command": command, "device": str(device), "seconds": round(st.seconds(), 1),
