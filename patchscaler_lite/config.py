@@ -83,7 +83,7 @@ class GRMTrainConfig(_Dict):
     # Stage 2: the confidence head alone, body frozen (see grm/calibration.py); 0 skips it.
     # 3000 steps with the patch-ranking term at weight 1 (calib_rank; 0 = the paper's bracket
     # alone), chosen on corpus val (README, "Global Restoration Module"): pooled Qmap Spearman
-    # 0.915 -> 0.939 with C kept as close to the bracket's optimum as before. ~7 min on 2 CPU cores.
+    # 0.915 -> 0.939 with C kept as close to the bracket's optimum as before. ~5 min on 2 CPU cores.
     calib_iters: int = 3000
     calib_lr: float = 1e-3
     calib_rank: float = 1.0

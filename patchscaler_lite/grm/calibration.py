@@ -77,8 +77,7 @@ def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_im
     permuted, LR made by `degradation` (the joint stage's). val_images {name: (3, H, W)}, degraded
     once as in the joint stage (seed 12345). rank_weight: the weight of patch_rank_loss added to
     the bracket (0: the paper's bracket alone). extra_loss(conf, err2) -> scalar, if given, is added
-    to the bracket (experiments: scripts/calib_rank_experiment.py). Returns a report with the val
-    Spearman before/after."""
+    to the bracket (experiments). Returns a report with the val Spearman before/after."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device)
     s = model.cfg.scale
