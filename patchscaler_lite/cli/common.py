@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 
 import torch
@@ -51,9 +52,24 @@ def int_in(lo: int, hi: int | None, what: str):
     return parse
 
 
+def float_in(lo: float, hi: float, what: str):
+    """argparse type: a finite number in lo .. hi (inclusive), `what` in the message."""
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            v = float("nan")
+        if not (lo <= v <= hi and math.isfinite(v)):                   # NaN fails the comparison
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}")
+        return v
+    return parse
+
+
 positive = int_in(1, None, "a positive integer")
 non_negative = int_in(0, None, "an integer >= 0")
 seed = int_in(0, 2**63 - 1, f"an integer in 0 .. {2**63 - 1}")    # what torch.Generator accepts
+unit_interval = float_in(0.0, 1.0, "a number in [0, 1]")               # --fidelity
+non_negative_float = float_in(0.0, math.inf, "a finite number >= 0")   # --calib-rank
 
 
 def add_max_pixels(p) -> None:
@@ -108,28 +124,6 @@ def grouping_from_args(args, base: GroupingConfig | None = None) -> GroupingConf
     if getattr(args, "patch_size", None):           # the overlap keeps its share of the patch
         changes.update(patch_size=args.patch_size, overlap=base.overlap * args.patch_size // base.patch_size)
     return dataclasses.replace(base, **changes)
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0 (--calib-rank)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (v >= 0.0 and v != float("inf")):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
-    return v
-
-
-def unit_interval(text: str) -> float:
-    """argparse type: a number in [0, 1] (--fidelity)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
-    return v
 
 
 def pgs_from_args(args) -> PGSConfig:

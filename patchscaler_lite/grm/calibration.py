@@ -71,13 +71,12 @@ def patch_rank_loss(conf: Tensor, err2: Tensor, patch: int = 32, margin: float =
 def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_images, *,
                          iters: int = 1500, batch_size: int = 16, crop: int = 96, lr: float = 1e-3,
                          seed: int = 0, device="cpu", progress: bool = True,
-                         degradation: str = "bicubic", rank_weight: float = 0.0,
-                         extra_loss=None) -> dict:
+                         degradation: str = "bicubic", rank_weight: float = 0.0) -> dict:
     """Train model.to_conf only (in place) on crops of the train photos at the CALIB_SCALES, channels
     permuted, LR made by `degradation` (the joint stage's). val_images {name: (3, H, W)}, degraded
     once as in the joint stage (seed 12345). rank_weight: the weight of patch_rank_loss added to
-    the bracket (0: the paper's bracket alone). extra_loss(conf, err2) -> scalar, if given, is added
-    to the bracket (experiments). Returns a report with the val Spearman before/after."""
+    the bracket (0: the paper's bracket alone). Returns a report with the val Spearman
+    before/after."""
     g = torch.Generator().manual_seed(seed)
     model = model.to(device)
     s = model.cfg.scale
@@ -103,8 +102,6 @@ def calibrate_confidence(model: GlobalRestorationModule, train: PhotoSet, val_im
         loss = confidence_bracket(conf.clamp_min(1e-6), err2, model.cfg.eta).mean()
         if rank_weight > 0:
             loss = loss + rank_weight * patch_rank_loss(conf, err2)
-        if extra_loss is not None:
-            loss = loss + extra_loss(conf, err2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
