@@ -190,7 +190,7 @@ class EmbedderConfig:
     patch_size: int = 32
     dim: int = 32                                  # D: embedding size
     widths: tuple[int, ...] = (32, 48, 64, 96)     # conv widths; stages 2.. halve the resolution
-    iters: int = 500
+    iters: int = 4000                              # chosen on corpus val + data/ (README)
     batch_size: int = 128
     lr: float = 2e-3
     logit_scale: float = 16.0                      # s in the cosine classifier

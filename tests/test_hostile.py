@@ -287,6 +287,7 @@ def test_row07_train_counts_are_checked_when_parsing(tmp_path, capsys, monkeypat
                                  ["memory", "build", "--images", ".", "-o", "m", "--size", "0"],
                                  ["memory", "build", "--images", ".", "-o", "m", "--n-patches", "-5"],
                                  ["memory", "build", "--images", ".", "-o", "m", "--embed-iters", "0"],
+                                 ["memory", "eval", "--json", "r.json", "--embed-iters", "0"],
                                  ["upscale", "x.png", "-o", "o", "--max-pixels", "0"]])
 def test_row07_counts_everywhere_are_positive_when_parsing(capsys, opt):
     code, _, err = run(opt, capsys)

@@ -136,3 +136,24 @@ def test_cli_build_learned_memory(tmp_path):
     assert memory_cli.run(args) == 0
     mem = load_memory(out, descriptor_kind="learned")
     assert mem.size == 4 and mem.info["embedder_training"]["iters"] == 5
+
+
+def test_cli_eval_trains_the_key_network_for_embed_iters(tmp_path):
+    """`memory eval --embed-iters N` reaches the key network (the retrieval sweep of README)."""
+    from patchscaler_lite.cli import memory as memory_cli
+
+    (tmp_path / "imgs").mkdir()
+    for name, im in _textures(size=64).items():
+        Image.fromarray((im.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+            tmp_path / "imgs" / f"{name}.png")
+    ap = argparse.ArgumentParser()
+    memory_cli.add_parser(ap.add_subparsers(dest="command", required=True))
+    out = tmp_path / "r.json"
+    args = ap.parse_args(["memory", "eval", "--data", str(tmp_path / "imgs"), "--coarse", "bicubic",
+                          "--size", "4", "--patch-size", "16", "--n-patches", "100",
+                          "--embed-iters", "7", "--device", "cpu", "--json", str(out)])
+    assert memory_cli.run(args) == 0
+    import json
+    rep = json.loads(out.read_text())
+    assert rep["embedder_training"]["iters"] == 7 and rep["descriptor"]["iters"] == 7
+    assert sorted(rep["held_out"]) == ["noise", "stripes"]

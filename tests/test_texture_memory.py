@@ -272,6 +272,19 @@ def test_cli_build_query_and_load(tmp_path):
         cli.run(args)
 
 
+def test_build_trains_the_key_network_of_the_memory_config(tmp_path):
+    """MemoryConfig.embedder is the recipe of the key network (the tiny preset's small one)."""
+    from patchscaler_lite.config import PRESETS
+    from patchscaler_lite.jobs.memory import build_memory_file
+
+    _write_pngs(tmp_path / "imgs")
+    cfg = dataclasses.replace(PRESETS["tiny"].memory, size=4, patch_size=16, n_patches=100,
+                              keys="hr")
+    mem = build_memory_file(tmp_path / "imgs", tmp_path / "m.safetensors", cfg)
+    assert mem.embedder.cfg.widths == cfg.embedder.widths == (8, 16)
+    assert mem.embedder.cfg.patch_size == 16 and mem.info["embedder_training"]["iters"] == 20
+
+
 @pytest.mark.parametrize("setup, argv_extra, match", [
     ("empty", [], "no readable images"),
     ("ok", ["--patch-size", "64"], "larger than image"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import DEGRADATIONS
+from ..config import DEGRADATIONS, EmbedderConfig
 from ..data import load_folder
 from ..eval.retrieval import evaluate_retrieval
 from ..image_io import list_images
@@ -52,8 +52,7 @@ def _add_build(msub) -> None:
     b.add_argument("--descriptor", default="learned", choices=("learned", "gabor"),
                    help="learned (default): train a small texture embedding on these photos | "
                         "gabor: the fixed Gabor filter-bank descriptor")
-    b.add_argument("--embed-iters", type=positive, default=None,
-                   help="training steps of the learned texture embedding (default 500)")
+    _add_embed_iters(b)
     b.add_argument("-o", "--out", required=True, help="output .safetensors (+ JSON beside it)")
     add_force(b)
     b.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
@@ -74,6 +73,12 @@ def _add_query(msub) -> None:
     q.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 
 
+def _add_embed_iters(p) -> None:
+    p.add_argument("--embed-iters", type=positive, default=None,
+                   help=f"training steps of the learned texture embedding "
+                        f"(default {EmbedderConfig.iters})")
+
+
 def _add_eval(msub) -> None:
     e = msub.add_parser("eval", help="retrieval test on held-out texture halves (JSON)")
     e.add_argument("--json", required=True, help="output JSON file")
@@ -87,6 +92,7 @@ def _add_eval(msub) -> None:
     e.add_argument("--seed", type=seed, default=0)
     e.add_argument("--descriptor", default="learned", choices=("learned", "gabor"),
                    help="learned (default; trained on the memory photos only) | gabor")
+    _add_embed_iters(e)
     e.add_argument("--ablate", action="store_true",
                    help="also score the Gabor descriptor and its texture-only and moments-only "
                         "variants")
@@ -140,7 +146,8 @@ def _eval(args) -> int:
         rep = evaluate_retrieval(weights=args.weights, coarse=args.coarse, keys=args.keys,
                                  size=args.size, k=args.k, descriptor=args.descriptor,
                                  patch_size=args.patch_size, n_patches=args.n_patches, seed=args.seed,
-                                 ablate=args.ablate, device=device, **_eval_photos(args))
+                                 ablate=args.ablate, device=device, embed_iters=args.embed_iters,
+                                 **_eval_photos(args))
         outs.write_json(Path(args.json), rep)
     vals = sorted(rep["per_texture"].values())
     per = (", ".join(f"{n} {v:.2f}" for n, v in rep["per_texture"].items()) if len(vals) <= 5 else

@@ -45,13 +45,17 @@ def key_images(keys: str, images: dict, restore, degradation: str = "bicubic"):
     return coarse_twins(images, restore, degradation=degradation)
 
 
-def train_key_network(kind: str, images: dict, patch_size: int, seed: int, iters: int | None = None):
-    """(TextureEmbedder, report) trained on `images` for kind 'learned'; (None, None) for 'gabor'."""
+def train_key_network(kind: str, images: dict, patch_size: int, seed: int, iters: int | None = None,
+                      base: EmbedderConfig | None = None):
+    """(TextureEmbedder, report) trained on `images` for kind 'learned'; (None, None) for 'gabor'.
+    The recipe is `base` (default EmbedderConfig()) with this patch size and seed, and `iters`
+    steps where given."""
     if kind == "gabor":
         return None, None
     if kind != "learned":
         raise PatchScalerError(f"descriptor must be learned or gabor, got {kind!r}")
-    cfg = EmbedderConfig(patch_size=patch_size, seed=seed)
+    cfg = dataclasses.replace(EmbedderConfig() if base is None else base, patch_size=patch_size,
+                              seed=seed)
     if iters is not None:
         cfg = dataclasses.replace(cfg, iters=iters)
     return train_embedder(images, cfg)
@@ -61,15 +65,15 @@ def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse
                        size: int = 1024, k: int = 4, descriptor: str = "learned",
                        patch_size: int = 32, n_patches: int = 50_000, seed: int = 0,
                        ablate: bool = False, device=None, photos: dict | None = None,
-                       held_out=TEXTURES) -> dict:
+                       held_out=TEXTURES, embed_iters: int | None = None) -> dict:
     """Memory from the left half of each held-out photo + the other photos whole (distractors);
     queries: coarse patches (x4 bicubic LR -> GRM, or bicubic upsampling) of the right halves.
     photos: {name: (3, H, W)}, default the shipped train photos with the three textures held out;
     held_out=None halves every photo (a corpus: many photos, not three textures).
     keys='coarse' describes the memory halves' coarse twins made the same way as the queries.
     descriptor='learned' trains the texture embedding on the memory photos' key images only (the
-    query halves are never seen). Returns top-1 accuracy (entry from the same photo), per
-    texture, among textures only, top-K."""
+    query halves are never seen), for `embed_iters` steps (default EmbedderConfig.iters).
+    Returns top-1 accuracy (entry from the same photo), per texture, among textures only, top-K."""
     t0 = time.perf_counter()
     photos = load_photos("train") if photos is None else photos
     mem_imgs, halves = split_textures(photos, device, list(photos) if held_out is None else held_out)
@@ -78,7 +82,8 @@ def evaluate_retrieval(*, weights=None, coarse: str = "grm", keys: str = "coarse
     queries = {n: patchify(u[None], patch_size)[0] for n, u in up.items()}  # (n_q, 3, P, P) each
     kims = key_images(keys, mem_imgs, restore)
     cfg = descriptor_for(patch_size)
-    embedder, emb_report = train_key_network(descriptor, kims or mem_imgs, patch_size, seed)
+    embedder, emb_report = train_key_network(descriptor, kims or mem_imgs, patch_size, seed,
+                                             embed_iters)
     rep = _score(mem_imgs, kims, queries, cfg, size, k, n_patches, seed, embedder)
     rep["held_out"] = sorted(halves)
     rep.update(K=k, coarse=coarse, keys=keys, weights=str(weights or "shipped grm_lite"),

@@ -54,7 +54,7 @@ def _build(images_dir: Path, cfg: MemoryConfig, split, weights, device, embed_it
     restore = restorer("grm", weights, device) if cfg.keys == "coarse" else None
     kims = key_images(cfg.keys, images, restore, cfg.degradation)
     embedder, emb_report = train_key_network(cfg.descriptor, kims or images, cfg.patch_size,
-                                             cfg.seed, embed_iters)
+                                             cfg.seed, embed_iters, base=cfg.embedder)
     mem = build_memory(images, cfg.size, descriptor_for(cfg.patch_size), n_patches=cfg.n_patches,
                        iters=cfg.kmeans_iters, key_images=kims, embedder=embedder,
                        generator=torch.Generator().manual_seed(cfg.seed))
