@@ -48,6 +48,7 @@ train-grm: $(STAMP)
 
 # The texture memory: M entries keyed by the learned texture embedding (trained on the corpus train
 # photos' GRM coarse twins), values from the HR corpus train photos; M chosen by `memory eval`.
+# About 7 min on 2 CPU cores (the key network's 4000 steps: 325 s; the k-means build: 99 s).
 memory: $(STAMP)
 	$(BIN)/patchscaler-lite memory build --images data/corpus --split train --size 4096 --n-patches 100000 -o patchscaler_lite/weights/memory_lite.safetensors --force
 
@@ -58,8 +59,8 @@ train-dit: $(STAMP)
 	cp runs/dit_lite/dit_lite.safetensors runs/dit_lite/dit_lite.json runs/dit_lite/dit_lite.report.json patchscaler_lite/weights/
 
 # The real-world preset: every stage fine-tuned from / rebuilt beside lite on realistic LR (data.degrade:
-# blur, resize, noise, JPEG, twice). Measured on 2 CPU cores: GRM 4000 + 300 steps 1266 s, memory
-# 87 s, Patch-DiT 1500 steps 358 s.
+# blur, resize, noise, JPEG, twice). Measured on 2 CPU cores: GRM 4000 + 3000 calibration steps
+# 1883 s, memory 413 s (its key network 4000 steps: 310 s), Patch-DiT 1500 steps 366 s.
 train-real: $(STAMP)
 	$(BIN)/patchscaler-lite train grm --preset real --data data/corpus -o runs/grm_real
 	$(BIN)/patchscaler-lite memory build --images data/corpus --split train --size 4096 --n-patches 100000 --degradation realistic --weights runs/grm_real/grm_real.safetensors -o runs/memory_real/memory_real.safetensors --force
