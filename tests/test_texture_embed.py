@@ -157,3 +157,21 @@ def test_cli_eval_trains_the_key_network_for_embed_iters(tmp_path):
     rep = json.loads(out.read_text())
     assert rep["embedder_training"]["iters"] == 7 and rep["descriptor"]["iters"] == 7
     assert sorted(rep["held_out"]) == ["noise", "stripes"]
+
+
+def test_retrieval_report_names_the_photo_a_miss_comes_from():
+    """Two photos with the same texture are each other's distractors: `confused_with` says so."""
+    from patchscaler_lite.eval.retrieval import evaluate_retrieval
+
+    xx = torch.arange(192).float().expand(192, 192)
+    vertical = (0.5 + 0.3 * torch.sin(2 * torch.pi * xx / 16)).expand(3, -1, -1)
+    red = torch.tensor([0.8, 0.2, 0.2])[:, None, None] * (0.9 + 0.1 * vertical[:1].transpose(1, 2))
+    photos = {"stripes": vertical.clone(), "stripes_twin": vertical.clone(), "red": red}
+    rep = evaluate_retrieval(coarse="bicubic", keys="coarse", size=12, k=1, descriptor="gabor",
+                             patch_size=32, n_patches=400, photos=photos, held_out=None)
+    assert rep["per_texture"]["red"] == 1 and "red" not in rep["confused_with"]
+    assert rep["confused_with"]["stripes_twin"]["with"] == "stripes"
+    assert rep["per_texture"]["stripes"] < 1 and rep["confused_with"]["stripes"]["with"] == "stripes_twin"
+    for name, c in rep["confused_with"].items():
+        assert rep["per_texture"][name] < 1 and 0 < c["share"] <= 1 and c["with"] != name
+    assert set(rep["confused_with"]) == {n for n, v in rep["per_texture"].items() if v < 1}

@@ -120,13 +120,14 @@ def split_textures(photos: dict, device, held_out=TEXTURES) -> tuple[dict, dict]
 
 def _score(mem_imgs, key_images, queries, cfg, size, k, n_patches, seed, embedder=None) -> dict:
     """Build one memory and score the queries against it (see evaluate_retrieval). The
-    `*_textures_only` numbers search only the entries cut from held-out photos."""
+    `*_textures_only` numbers search only the entries cut from held-out photos; `confused_with`
+    names, per query photo, the source most of its wrong top-1 entries come from, and their share."""
     mem = build_memory(mem_imgs, size, cfg, n_patches=n_patches, key_images=key_images,
                        embedder=embedder, generator=torch.Generator().manual_seed(seed))
     names = mem.source_names
     tex_rows = torch.tensor([i for i, s in enumerate(mem.sources.tolist()) if names[s] in queries])
     hits = hits3 = hitsk = total = 0
-    per = {}
+    per, confused = {}, {}
     t_query = time.perf_counter()
     for name, q in queries.items():
         idx, _ = retrieve(mem, q, k)                                       # (n_q, K)
@@ -134,12 +135,17 @@ def _score(mem_imgs, key_images, queries, cfg, size, k, n_patches, seed, embedde
         want = names.index(name)
         h = (src[:, 0] == want)
         per[name] = round(h.float().mean().item(), 4)
+        wrong = src[~h, 0]
+        if len(wrong):                              # the photo most of its misses come from
+            other = int(wrong.mode().values)
+            confused[name] = {"with": names[other],
+                              "share": round((wrong == other).float().mean().item(), 4)}
         hits += int(h.sum())
         hitsk += int((src == want).any(1).sum())
         total += len(q)
         i3, _ = search(mem.embed(q), mem.keys[tex_rows], 1)                # textures only
         hits3 += int((mem.sources[tex_rows[i3[:, 0].cpu()]] == want).sum())
-    return {"top1_accuracy": round(hits / total, 4), "per_texture": per,
+    return {"top1_accuracy": round(hits / total, 4), "per_texture": per, "confused_with": confused,
             "top1_accuracy_textures_only": round(hits3 / total, 4),
             "topk_accuracy": round(hitsk / total, 4), "queries": total, "M": mem.size,
             "build_seconds": mem.info["build_seconds"],
