@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -120,15 +121,21 @@ def test_embedder_patch_size_must_match_the_memory(trained):
                      embedder=model)
 
 
-def test_cli_build_learned_memory(tmp_path):
+def _memory_cli(folder, size=48):
+    """(memory CLI module, its parser) with the two `_textures` photos written as PNGs to folder."""
     from patchscaler_lite.cli import memory as memory_cli
 
-    (tmp_path / "imgs").mkdir()
-    for name, im in _textures().items():
+    folder.mkdir()
+    for name, im in _textures(size=size).items():
         Image.fromarray((im.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
-            tmp_path / "imgs" / f"{name}.png")
+            folder / f"{name}.png")
     ap = argparse.ArgumentParser()
     memory_cli.add_parser(ap.add_subparsers(dest="command", required=True))
+    return memory_cli, ap
+
+
+def test_cli_build_learned_memory(tmp_path):
+    memory_cli, ap = _memory_cli(tmp_path / "imgs")
     out = tmp_path / "m.safetensors"
     args = ap.parse_args(["memory", "build", "--images", str(tmp_path / "imgs"), "--size", "4",
                           "--patch-size", "16", "--n-patches", "100", "--keys", "hr",
@@ -140,20 +147,12 @@ def test_cli_build_learned_memory(tmp_path):
 
 def test_cli_eval_trains_the_key_network_for_embed_iters(tmp_path):
     """`memory eval --embed-iters N` reaches the key network (the retrieval sweep of README)."""
-    from patchscaler_lite.cli import memory as memory_cli
-
-    (tmp_path / "imgs").mkdir()
-    for name, im in _textures(size=64).items():
-        Image.fromarray((im.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
-            tmp_path / "imgs" / f"{name}.png")
-    ap = argparse.ArgumentParser()
-    memory_cli.add_parser(ap.add_subparsers(dest="command", required=True))
+    memory_cli, ap = _memory_cli(tmp_path / "imgs", size=64)
     out = tmp_path / "r.json"
     args = ap.parse_args(["memory", "eval", "--data", str(tmp_path / "imgs"), "--coarse", "bicubic",
                           "--size", "4", "--patch-size", "16", "--n-patches", "100",
                           "--embed-iters", "7", "--device", "cpu", "--json", str(out)])
     assert memory_cli.run(args) == 0
-    import json
     rep = json.loads(out.read_text())
     assert rep["embedder_training"]["iters"] == 7 and rep["descriptor"]["iters"] == 7
     assert sorted(rep["held_out"]) == ["noise", "stripes"]
