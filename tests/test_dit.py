@@ -1,8 +1,9 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
 from patchscaler_lite.config import PRESETS
-from patchscaler_lite.diffusion.dit import PatchDiT, modulate, timestep_embedding
+from patchscaler_lite.diffusion.dit import PatchCondition, PatchDiT, modulate, timestep_embedding
 
 
 def _inputs(m=3, seed=0):
@@ -84,3 +85,23 @@ def test_a_condition_computed_once_serves_every_step():
             want = _reference_forward(model, xs, tt, y0, prompt)
             assert (model.step(xs, tt, cond) - want).abs().max() < 1e-5
             assert (model(xs, tt, y0, prompt) - want).abs().max() < 1e-5
+
+
+def test_joined_conditions_give_each_patch_its_own_step():
+    """PatchCondition.cat of two cohorts' conditions, one call at mixed timesteps == each cohort
+    alone at its own (the packed PGS sampler relies on this)."""
+    cfg, x, t, y0, prompt = _inputs(m=5)
+    model = _perturbed(cfg)
+    with torch.no_grad():
+        for b in model.blocks:
+            b.cross_gate.add_(0.5)
+        for p in (prompt, None):
+            a = model.condition(y0[:2], None if p is None else p[:2])
+            b = model.condition(y0[2:], None if p is None else p[2:])
+            joined = model.step(x, t, PatchCondition.cat([a, b]))
+            apart = torch.cat([model.step(x[:2], t[:2], a), model.step(x[2:], t[2:], b)])
+            assert (joined - apart).abs().max() < 1e-5
+            if p is not None:
+                assert (joined - _reference_forward(model, x, t, y0, p)).abs().max() < 1e-5
+        with pytest.raises(ValueError, match="with and without a prompt"):
+            PatchCondition.cat([model.condition(y0[:2], prompt[:2]), model.condition(y0[2:], None)])

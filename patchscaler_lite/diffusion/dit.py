@@ -109,6 +109,20 @@ class PatchCondition:
     y_tokens: Tensor
     prompt_kv: list[tuple[Tensor, Tensor]] | None
 
+    @staticmethod
+    def cat(conds: list[PatchCondition]) -> PatchCondition:
+        """One condition for the patches of several, in order (all with a prompt or all without)."""
+        if len(conds) == 1:
+            return conds[0]
+        kvs = [c.prompt_kv for c in conds]
+        if any(kv is None for kv in kvs) and not all(kv is None for kv in kvs):
+            raise ValueError("cannot join patch conditions with and without a prompt")
+        kv = None if kvs[0] is None else [
+            (torch.cat([k for k, _ in blocks]), torch.cat([v for _, v in blocks]))
+            for blocks in zip(*kvs)]
+        return PatchCondition(torch.cat([c.y0 for c in conds]),
+                              torch.cat([c.y_tokens for c in conds]), kv)
+
 
 class PatchDiT(nn.Module):
     """(x_t, t, y0, prompt) -> x0_hat. x_t, y0: (M, 3, P, P) in [-1, 1]; t: (M,) ints; prompt:
