@@ -174,3 +174,43 @@ def test_retrieval_report_names_the_photo_a_miss_comes_from():
     for name, c in rep["confused_with"].items():
         assert rep["per_texture"][name] < 1 and 0 < c["share"] <= 1 and c["with"] != name
     assert set(rep["confused_with"]) == {n for n, v in rep["per_texture"].items() if v < 1}
+
+
+def test_retrieval_report_splits_top1_by_how_textured_the_query_is():
+    """Two identical flat grey photos cannot be told apart, two distinct textures can: the misses
+    land in the flattest quarter of the queries, the most textured quarter is all hits, and the
+    quarters add up to the overall top-1."""
+    from patchscaler_lite.eval.retrieval import evaluate_retrieval
+
+    xx = torch.arange(192).float().expand(192, 192)
+    vertical = (0.5 + 0.3 * torch.sin(2 * torch.pi * xx / 16)).expand(3, -1, -1)
+    red = torch.tensor([0.8, 0.2, 0.2])[:, None, None] * (0.9 + 0.1 * vertical[:1].transpose(1, 2))
+    grey = torch.full((3, 192, 192), 0.5)
+    photos = {"stripes": vertical.clone(), "red": red, "grey": grey, "grey_twin": grey.clone()}
+    rep = evaluate_retrieval(coarse="bicubic", keys="coarse", size=12, k=1, descriptor="gabor",
+                             patch_size=32, n_patches=400, photos=photos, held_out=None)
+    acc, n = rep["top1_by_texture_quartile"], rep["queries_by_texture_quartile"]
+    assert sum(n) == rep["queries"] and len(acc) == len(n) == 4
+    assert acc[0] < 1 and acc[-1] == 1
+    assert all((a is None) == (c == 0) for a, c in zip(acc, n))
+    overall = sum(a * c for a, c in zip(acc, n) if c) / sum(n)
+    assert abs(overall - rep["top1_accuracy"]) < 1e-3
+
+
+def test_hits_by_texture_matches_pandas_quartiles():
+    """The per-quartile hit rates equal pandas' qcut + groupby on the same energies."""
+    import pandas as pd
+
+    from patchscaler_lite.eval.retrieval import hits_by_texture
+
+    g = torch.Generator().manual_seed(0)
+    energy = torch.rand(203, generator=g, dtype=torch.float64)
+    hits = torch.rand(203, generator=g) < energy.float()          # more textured, more hits
+    rates, counts = hits_by_texture(energy, hits)
+    df = pd.DataFrame({"q": pd.qcut(energy.numpy(), 4, labels=False), "hit": hits.numpy()})
+    want = df.groupby("q").hit.agg(["mean", "size"])
+    assert counts == want["size"].tolist()
+    assert rates == pytest.approx(want["mean"].tolist())
+    assert rates[0] < rates[-1]
+    rates, counts = hits_by_texture(torch.zeros(8), torch.ones(8, dtype=torch.bool))   # all tied
+    assert counts == [8, 0, 0, 0] and rates == [1.0, None, None, None]

@@ -155,4 +155,6 @@ def _eval(args) -> int:
     print(f"top-1 accuracy {rep['top1_accuracy']:.3f} ({per}); among the held-out photos only "
           f"{rep['top1_accuracy_textures_only']:.3f}; top-{rep['K']} any {rep['topk_accuracy']:.3f}; "
           f"M={rep['M']} in {rep['seconds']:.1f} s -> {args.json}")
+    quart = ", ".join("-" if v is None else f"{v:.2f}" for v in rep["top1_by_texture_quartile"])
+    print(f"top-1 by the query patch's gradient energy, flattest quarter first: {quart}")
     return 0

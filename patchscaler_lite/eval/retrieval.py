@@ -22,6 +22,7 @@ from ..patches import patchify
 from ..texture.key_network import train_embedder
 from ..texture.kmeans import kmeans, representatives
 from ..texture.memory import build_memory, coarse_twins, retrieve, search
+from .difficulty import gradient_energy
 
 TEXTURES = ("brick", "grass", "gravel")
 
@@ -121,13 +122,16 @@ def split_textures(photos: dict, device, held_out=TEXTURES) -> tuple[dict, dict]
 def _score(mem_imgs, key_images, queries, cfg, size, k, n_patches, seed, embedder=None) -> dict:
     """Build one memory and score the queries against it (see evaluate_retrieval). The
     `*_textures_only` numbers search only the entries cut from held-out photos; `confused_with`
-    names, per query photo, the source most of its wrong top-1 entries come from, and their share."""
+    names, per query photo, the source most of its wrong top-1 entries come from, and their share;
+    `top1_by_texture_quartile`: top-1 among the queries of each quartile of the coarse patch's mean
+    gradient energy (pooled over all queries; the flattest quarter first)."""
     mem = build_memory(mem_imgs, size, cfg, n_patches=n_patches, key_images=key_images,
                        embedder=embedder, generator=torch.Generator().manual_seed(seed))
     names = mem.source_names
     tex_rows = torch.tensor([i for i, s in enumerate(mem.sources.tolist()) if names[s] in queries])
     hits = hits3 = hitsk = total = 0
     per, confused = {}, {}
+    all_hits, energy = [], []
     t_query = time.perf_counter()
     for name, q in queries.items():
         idx, _ = retrieve(mem, q, k)                                       # (n_q, K)
@@ -135,6 +139,8 @@ def _score(mem_imgs, key_images, queries, cfg, size, k, n_patches, seed, embedde
         want = names.index(name)
         h = (src[:, 0] == want)
         per[name] = round(h.float().mean().item(), 4)
+        all_hits.append(h)
+        energy.append(texture_energy(q))
         wrong = src[~h, 0]
         if len(wrong):                              # the photo most of its misses come from
             other = int(wrong.mode().values)
@@ -145,12 +151,32 @@ def _score(mem_imgs, key_images, queries, cfg, size, k, n_patches, seed, embedde
         total += len(q)
         i3, _ = search(mem.embed(q), mem.keys[tex_rows], 1)                # textures only
         hits3 += int((mem.sources[tex_rows[i3[:, 0].cpu()]] == want).sum())
+    by_texture, counts = hits_by_texture(torch.cat(energy), torch.cat(all_hits))
     return {"top1_accuracy": round(hits / total, 4), "per_texture": per, "confused_with": confused,
+            "top1_by_texture_quartile": [None if v is None else round(v, 4) for v in by_texture],
+            "queries_by_texture_quartile": counts,
             "top1_accuracy_textures_only": round(hits3 / total, 4),
             "topk_accuracy": round(hitsk / total, 4), "queries": total, "M": mem.size,
             "build_seconds": mem.info["build_seconds"],
             "query_seconds": round(time.perf_counter() - t_query, 3),
             "memory_sources": {n: int((mem.sources == i).sum()) for i, n in enumerate(names)}}
+
+
+def texture_energy(patches: Tensor) -> Tensor:
+    """How textured each patch is: the mean gradient energy of its luma. (n, 3, P, P) -> (n,) CPU."""
+    return gradient_energy(patches.float()).mean((1, 2, 3)).cpu()
+
+
+def hits_by_texture(energy: Tensor, hits: Tensor, bins: int = 4) -> tuple[list, list[int]]:
+    """Hit rate per quantile bin of the queries' texture_energy (n,) (bin 0 the flattest); hits
+    (n,) bool. Returns (rates, counts), a rate None for an empty bin (ties at an edge go lower)."""
+    energy = energy.cpu().double()
+    edges = torch.quantile(energy, torch.arange(1, bins, dtype=torch.float64) / bins)
+    b = torch.bucketize(energy, edges)
+    counts = torch.bincount(b, minlength=bins)
+    rate = torch.bincount(b, weights=hits.cpu().float(), minlength=bins) / counts.clamp_min(1)
+    return ([float(r) if n else None for r, n in zip(rate.tolist(), counts.tolist())],
+            counts.tolist())
 
 
 def _memory_from_clusters(x: Tensor, x_sources: Tensor, size: int, iters: int,
