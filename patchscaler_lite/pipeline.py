@@ -182,7 +182,7 @@ class PatchScalerPipeline:
 
 
 class _Conditioner:
-    """prepare / join / denoise for diffusion.sampling, with bf16 autocast on CUDA."""
+    """prepare / rows / put / denoise for diffusion.sampling, with bf16 autocast on CUDA."""
 
     def __init__(self, denoiser: Denoiser, memory: TextureMemory, ids: Tensor | None,
                  sims: Tensor | None, device: torch.device):
@@ -196,8 +196,11 @@ class _Conditioner:
         with self.autocast():
             return self.denoiser.condition(y, r, self.sims[idx] if texture else None)
 
-    def join(self, conds: list[PatchCondition]) -> PatchCondition:
-        return PatchCondition.cat(conds)
+    def rows(self, cond: PatchCondition, sel: Tensor) -> PatchCondition:
+        return cond.rows(sel)
+
+    def put(self, buf: PatchCondition, slots: Tensor, src: PatchCondition, rows: Tensor) -> None:
+        buf.put_(slots, src, rows)
 
     def denoise(self, x_t: Tensor, t: Tensor, cond: PatchCondition) -> Tensor:
         with self.autocast():

@@ -8,8 +8,8 @@ from patchscaler_lite.errors import PatchScalerError
 
 class Oracle:
     """A Conditioner whose denoiser knows the answer: it returns the true x0 of the patches it is
-    asked about. calls: (patches, sorted set of timesteps) of every denoiser call; prepared: the
-    cohort sizes it was asked to prepare."""
+    asked about (its condition is the patch indices). calls: (patches, sorted set of timesteps) of
+    every denoiser call; prepared: how many patches each prepare call got."""
 
     def __init__(self, x0_true):
         self.x0, self.calls, self.prepared = x0_true, [], []
@@ -18,8 +18,11 @@ class Oracle:
         self.prepared.append(len(idx))
         return idx
 
-    def join(self, conds):
-        return torch.cat(conds)
+    def rows(self, idx, sel):
+        return idx[sel].clone()
+
+    def put(self, buf, slots, src, rows):
+        buf[slots] = src[rows]
 
     def denoise(self, x_t, t, idx):
         assert len(idx) == len(x_t) == len(t)

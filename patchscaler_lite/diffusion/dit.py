@@ -109,19 +109,19 @@ class PatchCondition:
     y_tokens: Tensor
     prompt_kv: list[tuple[Tensor, Tensor]] | None
 
-    @staticmethod
-    def cat(conds: list[PatchCondition]) -> PatchCondition:
-        """One condition for the patches of several, in order (all with a prompt or all without)."""
-        if len(conds) == 1:
-            return conds[0]
-        kvs = [c.prompt_kv for c in conds]
-        if any(kv is None for kv in kvs) and not all(kv is None for kv in kvs):
-            raise ValueError("cannot join patch conditions with and without a prompt")
-        kv = None if kvs[0] is None else [
-            (torch.cat([k for k, _ in blocks]), torch.cat([v for _, v in blocks]))
-            for blocks in zip(*kvs)]
-        return PatchCondition(torch.cat([c.y0 for c in conds]),
-                              torch.cat([c.y_tokens for c in conds]), kv)
+    def rows(self, sel: Tensor) -> PatchCondition:
+        """A copy of the rows `sel` (a long tensor of patch positions)."""
+        kv = None if self.prompt_kv is None else [(k[sel], v[sel]) for k, v in self.prompt_kv]
+        return PatchCondition(self.y0[sel], self.y_tokens[sel], kv)
+
+    def put_(self, slots: Tensor, src: PatchCondition, rows: Tensor) -> None:
+        """In place: this condition's rows `slots` = src's rows `rows`."""
+        if (self.prompt_kv is None) != (src.prompt_kv is None):
+            raise ValueError("cannot mix patch conditions with and without a prompt")
+        self.y0[slots] = src.y0[rows]
+        self.y_tokens[slots] = src.y_tokens[rows]
+        for (k, v), (k2, v2) in zip(self.prompt_kv or [], src.prompt_kv or []):
+            k[slots], v[slots] = k2[rows], v2[rows]
 
 
 class PatchDiT(nn.Module):

@@ -2,18 +2,20 @@
 
 Group g (0 Simple, 1 Medium, 2 Hard) starts at T_g from the coarse patches noised by Eq. 6 and runs
 N_g deterministic DDIM calls down to 0. Patches are independent and the denoiser takes one timestep
-per patch, so one call can serve patches of every group at once: the sampler keeps a pool of at
-most `batch_size` patches in flight, each at its own place on its own path, and refills the pool
-as patches finish. Every call but the last few is full, whatever the group sizes (a group of 17
-Hard patches no longer costs 6 calls of 17), and memory does not grow with image size.
-`patch_nfe` counts exactly one per patch per denoiser call.
+per patch, so one call can serve patches of every group at once: the sampler keeps `batch_size`
+slots, each holding one patch at its own place on its own path, and refills a slot as soon as its
+patch is done. Every call but the last few is full whatever the group sizes (17 Hard patches no
+longer cost 6 calls of 17), and memory does not grow with image size. `patch_nfe` counts exactly
+one per patch per denoiser call.
 
-Samplers take a `Conditioner`: `prepare(y0, idx)` is called once per patch (in the cohort of
-patches that enter the pool together; idx: their indices, so the caller can look up per-patch
-conditions such as texture prompts and encode them once for the whole path), `join(conds)` makes
-one condition of several cohorts' conditions, and `denoise(x_t, t, cond) -> x0_hat` is one
-denoiser call (t: one timestep per patch). A per-cohort `callback(StepInfo)` after every call lets
-notebooks watch every step.
+Samplers take a `Conditioner`. `prepare(y0, idx)` does the work that stays fixed along a patch's
+path (texture prompt, its keys and values...) once per patch, for up to `batch_size` waiting
+patches at a time (idx: their indices, so the caller can look up per-patch conditions).
+`rows(cond, sel)` copies some rows of a condition and `put(buf, slots, src, rows)` writes rows of
+one into slots of another, so the slots' condition is one buffer updated in place.
+`denoise(x_t, t, cond) -> x0_hat` is one denoiser call (t: one timestep per patch). After every
+call, `callback(StepInfo)` sees each cohort of patches that share a group and a step, so
+notebooks can watch every step.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ class Conditioner(Protocol):
 
     def prepare(self, y0: Tensor, idx: Tensor) -> Any: ...
 
-    def join(self, conds: list) -> Any: ...
+    def rows(self, cond: Any, sel: Tensor) -> Any: ...
+
+    def put(self, buf: Any, slots: Tensor, src: Any, rows: Tensor) -> None: ...
 
     def denoise(self, x_t: Tensor, t: Tensor, cond: Any) -> Tensor: ...
 
@@ -72,75 +76,86 @@ class SampleStats:
         return sum(self.patch_nfe)
 
 
-@dataclass
-class _Cohort:
-    """Patches of one group that entered the pool together, so they share their step."""
-
-    group: int
-    idx: Tensor
-    path: list[int]                  # t_0 > ... > t_S = 0
-    x: Tensor
-    cond: Any
-    step: int = 0
-
-
 @torch.no_grad()
 def sample_patches(conditioner: Conditioner, y0: Tensor, groups: Tensor, cfg: PGSConfig,
                    eps: Tensor, *, callback=None, progress=None) -> tuple[Tensor, SampleStats]:
     """Run PGS over all patches. y0, eps: (N, 3, P, P); groups: (N,) ids in {0, 1, 2}.
 
-    Patches enter the pool longest path first (Hard, Medium, Simple: the longest-processing-time
+    Patches enter the slots longest path first (Hard, Medium, Simple: the longest-processing-time
     rule, so the short paths fill the last calls). progress(n): n more patches finished.
     Returns the restored patches (N, 3, P, P) in [-1, 1] and the exact NFE accounting.
     """
     if y0.shape != eps.shape or groups.shape != (len(y0),):
         raise PatchScalerError(f"y0 {tuple(y0.shape)}, eps {tuple(eps.shape)} and groups "
                                f"{tuple(groups.shape)} do not match")
-    abar = alpha_bar().to(y0.device)
-    out = torch.empty_like(y0)
-    stats = SampleStats()
+    dev, B = y0.device, cfg.batch_size
+    abar = alpha_bar().to(dev)
     plan = cfg.plan()
-    queue: list[tuple[int, Tensor]] = []                  # (group, indices waiting), in entry order
-    for g in sorted(range(len(plan)), key=lambda g: -plan[g][1]):
-        sel = (groups == g).nonzero().flatten()
-        stats.patches[g], stats.patch_nfe[g] = len(sel), len(sel) * plan[g][1]
-        if len(sel):
-            queue.append((g, sel))
-    pool: list[_Cohort] = []
-    joined = None                                         # the pool's condition, while it holds
-    while pool or queue:
-        free = cfg.batch_size - sum(len(c.idx) for c in pool)
-        while free > 0 and queue:                         # refill the pool
-            g, sel = queue[0]
-            idx, rest = sel[:free], sel[free:]
-            queue[0] = (g, rest)
-            if not len(rest):
-                queue.pop(0)
-            path = timesteps_for(*plan[g])
-            pool.append(_Cohort(g, idx, path, shortcut_start(y0[idx], path[0], eps[idx], abar),
-                                conditioner.prepare(y0[idx], idx)))
-            free -= len(idx)
-            joined = None
-        if joined is None:
-            joined = conditioner.join([c.cond for c in pool])
-        x = torch.cat([c.x for c in pool])
-        t = torch.cat([torch.full((len(c.idx),), c.path[c.step], device=x.device, dtype=torch.long)
-                       for c in pool])
-        x0_hat = conditioner.denoise(x, t, joined).float().split([len(c.idx) for c in pool])
+    stats = SampleStats()
+    rank = sorted(range(len(plan)), key=lambda g: -plan[g][1])          # longest path first
+    order = torch.cat([(groups == g).nonzero().flatten() for g in rank]).to(dev)   # entry order
+    for g, (_, steps) in enumerate(plan):
+        stats.patches[g] = int((groups == g).sum())
+        stats.patch_nfe[g] = stats.patches[g] * steps
+    longest = max(steps for _, steps in plan)
+    paths = torch.tensor([timesteps_for(*p) + [0] * (longest - p[1]) for p in plan], device=dev)
+    groups = groups.to(dev)
+
+    out = torch.empty_like(y0)
+    slot = torch.full((B,), -1, dtype=torch.long, device=dev)          # entry position, -1 free
+    step = torch.zeros(B, dtype=torch.long, device=dev)
+    x = y0.new_empty((B, *y0.shape[1:]))
+    buf = ready = None                                                  # slots' / prepared condition
+    ready_at = ready_len = entered = 0                  # ready: order[ready_at:ready_at + ready_len]
+    while True:
+        free = (slot < 0).nonzero().flatten()
+        while len(free) and entered < len(order):                       # refill the free slots
+            if entered == ready_at + ready_len:                         # prepare the next ones
+                ready_at = entered
+                ready_idx = order[entered:entered + B]
+                ready, ready_len = conditioner.prepare(y0[ready_idx], ready_idx), len(ready_idx)
+            n = min(len(free), ready_at + ready_len - entered)
+            into, pos = free[:n], torch.arange(entered, entered + n, device=dev)
+            if buf is None:
+                buf = conditioner.rows(ready, torch.zeros(B, dtype=torch.long, device=dev))
+            conditioner.put(buf, into, ready, pos - ready_at)
+            p = order[pos]
+            slot[into], step[into] = pos, 0
+            x[into] = shortcut_start(y0[p], paths[groups[p], 0], eps[p], abar)
+            entered, free = entered + n, free[n:]
+        live = (slot >= 0).nonzero().flatten()
+        if not len(live):
+            break
+        full = len(live) == B
+        p = order[slot[live]]                                           # patch index per live slot
+        g, s = groups[p], step[live]
+        t, t_next = paths[g, s], paths[g, s + 1]
+        x_t = x if full else x[live]
+        x0_hat = conditioner.denoise(x_t, t, buf if full else conditioner.rows(buf, live)).float()
         stats.calls += 1
-        done = 0
-        for c, x0 in zip(pool, x0_hat):
-            t_now, t_next = c.path[c.step], c.path[c.step + 1]
-            x_next = ddim_step(c.x, x0, t_now, t_next, abar) if t_next > 0 else x0
-            if callback is not None:
-                callback(StepInfo(c.group, c.step, t_now, t_next, c.x, x_next, x0, c.idx))
-            c.x, c.step = x_next, c.step + 1
-            if t_next == 0:
-                out[c.idx] = x_next
-                done += len(c.idx)
-        if done:
-            pool = [c for c in pool if c.path[c.step] > 0]
-            joined = None
-            if progress is not None:
-                progress(done)
+        x_next = torch.where((t_next == 0)[:, None, None, None], x0_hat,
+                             ddim_step(x_t, x0_hat, t, t_next, abar))
+        if callback is not None:
+            _report(callback, slot[live], g, s, t, t_next, x_t, x_next, x0_hat, p)
+        done = t_next == 0
+        x[live], step[live] = x_next, s + 1
+        out[p[done]] = x_next[done]
+        slot[live[done]] = -1
+        if progress is not None and done.any():
+            progress(int(done.sum()))
     return out, stats
+
+
+def _report(callback, pos, g, s, t, t_next, x_t, x_next, x0_hat, p) -> None:
+    """One StepInfo per (group, step) cohort of a call, in entry order, patches in entry order."""
+    pos_sorted, perm = pos.sort()
+    key = (g * 10_000 + s)[perm]
+    seen = []
+    for k in key.tolist():
+        if k not in seen:
+            seen.append(k)
+    for k in seen:
+        m = perm[key == k]
+        i = int(m[0])
+        callback(StepInfo(int(g[i]), int(s[i]), int(t[i]), int(t_next[i]), x_t[m], x_next[m],
+                          x0_hat[m], p[m]))
