@@ -23,7 +23,6 @@ from torch import Tensor
 
 from .config import PRESETS, PGSConfig
 from .diffusion.denoiser import Denoiser, load_denoiser
-from .diffusion.dit import PatchCondition
 from .diffusion.sampling import sample_patches
 from .diffusion.schedule import from_signal, to_signal
 from .errors import PatchScalerError
@@ -141,7 +140,7 @@ class PatchScalerPipeline:
                  texture: bool = True, qmap: Tensor | None = None, progress=None) -> PipelineOutput:
         """lr: (B, 3, h, w) or (3, h, w) in [0, 1] on the pipeline's device -> PipelineOutput.
 
-        callback(StepInfo) after every denoiser call, per cohort; texture=False: no texture prompt (ablation).
+        callback(StepInfo) after every denoiser call; texture=False: no texture prompt (ablation).
         qmap: (B, nh, nw), higher = easier, replaces the GRM's patch confidence in the grouping
         (analyses that plug in another difficulty map; the layout is `pgs.grouping`'s).
         """
@@ -158,10 +157,10 @@ class PatchScalerPipeline:
         q = patch_means(conf, layout) if qmap is None else _checked_qmap(qmap, layout)  # (B,nh,nw)
         groups = assign_groups(q, pgs.grouping)
         clock.lap("grouping")
-        conditioner = self._conditioner(y0, texture)
+        condition = self._conditioner(y0, texture)
         clock.lap("retrieval")
         noise = self._noise([layout.patches_per_image] * lr.shape[0], generator)
-        x0, stats = sample_patches(conditioner, to_signal(y0), groups.flatten(), pgs, noise.to(y0),
+        x0, stats = sample_patches(condition, to_signal(y0), groups.flatten(), pgs, noise.to(y0),
                                    callback=callback, progress=progress)
         clock.lap("sampling")
         image = from_signal(unpatchify(x0, layout))
@@ -172,39 +171,25 @@ class PatchScalerPipeline:
             patch_nfe=dict(zip(GROUP_NAMES, stats.patch_nfe)), layout=layout, noise=noise,
             seconds=clock.seconds)
 
-    def _conditioner(self, y0: Tensor, texture: bool) -> _Conditioner:
-        """The sampler's Conditioner for these patches: the texture prompts (or none) retrieved
-        for all of them here, and each patch's prompt encoded and projected once, on entry."""
+    def _conditioner(self, y0: Tensor, texture: bool):
+        """condition(y, idx) -> denoise(x_t, t) for the sampler: each patch batch's texture prompt
+        (or none) is gathered, encoded and projected once, then reused at every step."""
         ids = sims = None
         if texture:
             ids, sims = retrieve(self.memory, y0, self.denoiser.cfg.dit.top_k)   # (N, K)
-        return _Conditioner(self.denoiser, self.memory, ids, sims, self.device)
+        autocast = partial(torch.autocast, "cuda", dtype=torch.bfloat16,
+                           enabled=self.device.type == "cuda")
 
+        def condition(y: Tensor, idx: Tensor):
+            r = self.memory.values_float(ids[idx]) if texture else None   # (M, K, 3, P, P)
+            with autocast():
+                cond = self.denoiser.condition(y, r, sims[idx] if texture else None)
 
-class _Conditioner:
-    """prepare / rows / put / denoise for diffusion.sampling, with bf16 autocast on CUDA."""
-
-    def __init__(self, denoiser: Denoiser, memory: TextureMemory, ids: Tensor | None,
-                 sims: Tensor | None, device: torch.device):
-        self.denoiser, self.memory, self.ids, self.sims = denoiser, memory, ids, sims
-        self.autocast = partial(torch.autocast, "cuda", dtype=torch.bfloat16,
-                                enabled=device.type == "cuda")
-
-    def prepare(self, y: Tensor, idx: Tensor) -> PatchCondition:
-        texture = self.ids is not None
-        r = self.memory.values_float(self.ids[idx]) if texture else None     # (M, K, 3, P, P)
-        with self.autocast():
-            return self.denoiser.condition(y, r, self.sims[idx] if texture else None)
-
-    def rows(self, cond: PatchCondition, sel: Tensor) -> PatchCondition:
-        return cond.rows(sel)
-
-    def put(self, buf: PatchCondition, slots: Tensor, src: PatchCondition, rows: Tensor) -> None:
-        buf.put_(slots, src, rows)
-
-    def denoise(self, x_t: Tensor, t: Tensor, cond: PatchCondition) -> Tensor:
-        with self.autocast():
-            return self.denoiser.step(x_t, t, cond)
+            def denoise(x_t: Tensor, t: Tensor) -> Tensor:
+                with autocast():
+                    return self.denoiser.step(x_t, t, cond)
+            return denoise
+        return condition
 
 
 def _checked_qmap(qmap: Tensor, layout) -> Tensor:

@@ -1,4 +1,3 @@
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -85,31 +84,3 @@ def test_a_condition_computed_once_serves_every_step():
             want = _reference_forward(model, xs, tt, y0, prompt)
             assert (model.step(xs, tt, cond) - want).abs().max() < 1e-5
             assert (model(xs, tt, y0, prompt) - want).abs().max() < 1e-5
-
-
-def test_conditions_written_into_slots_give_each_patch_its_own_step():
-    """Rows of two conditions written into one slot buffer (PatchCondition.put_), one call at mixed
-    timesteps == each patch through the plain forward (the packed PGS sampler relies on this)."""
-    cfg, x, t, y0, prompt = _inputs(m=5)
-    model = _perturbed(cfg)
-    with torch.no_grad():
-        for b in model.blocks:
-            b.cross_gate.add_(0.5)
-        for p in (prompt, None):
-            a = model.condition(y0[:2], None if p is None else p[:2])
-            b = model.condition(y0[2:], None if p is None else p[2:])
-            buf = a.rows(torch.zeros(5, dtype=torch.long))                 # 5 slots, garbage
-            buf.put_(torch.tensor([4, 0]), a, torch.tensor([0, 1]))         # patch 0 -> slot 4 ...
-            buf.put_(torch.tensor([1, 2, 3]), b, torch.tensor([0, 1, 2]))
-            perm = torch.tensor([1, 2, 3, 4, 0])                            # slot -> patch
-            slotted = model.step(x[perm], t[perm], buf)
-            apart = torch.cat([model.step(x[:2], t[:2], a), model.step(x[2:], t[2:], b)])[perm]
-            assert (slotted - apart).abs().max() < 1e-5
-            if p is not None:
-                want = _reference_forward(model, x[perm], t[perm], y0[perm], p[perm])
-                assert (slotted - want).abs().max() < 1e-5
-            sub = buf.rows(torch.tensor([2, 4]))                            # a copy of two slots
-            assert torch.equal(sub.y0, y0[perm[[2, 4]]])
-        with pytest.raises(ValueError, match="with and without a prompt"):
-            model.condition(y0[:2], prompt[:2]).put_(torch.tensor([0]), model.condition(y0[2:], None),
-                                                     torch.tensor([0]))

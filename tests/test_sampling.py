@@ -6,28 +6,20 @@ from patchscaler_lite.diffusion.sampling import sample_patches
 from patchscaler_lite.errors import PatchScalerError
 
 
-class Oracle:
-    """A Conditioner whose denoiser knows the answer: it returns the true x0 of the patches it is
-    asked about (its condition is the patch indices). calls: (patches, sorted set of timesteps) of
-    every denoiser call; prepared: how many patches each prepare call got."""
+def oracle(x0_true):
+    """A denoiser that knows the answer: returns the true x0 of the patches it is asked about.
+    calls: (batch size, t) of every denoiser call; conditions: batch sizes of every condition."""
+    calls, conditions = [], []
 
-    def __init__(self, x0_true):
-        self.x0, self.calls, self.prepared = x0_true, [], []
+    def condition(y0, idx):
+        conditions.append(len(idx))
 
-    def prepare(self, y0, idx):
-        self.prepared.append(len(idx))
-        return idx
-
-    def rows(self, idx, sel):
-        return idx[sel].clone()
-
-    def put(self, buf, slots, src, rows):
-        buf[slots] = src[rows]
-
-    def denoise(self, x_t, t, idx):
-        assert len(idx) == len(x_t) == len(t)
-        self.calls.append((len(idx), sorted(set(t.tolist()))))
-        return self.x0[idx]
+        def denoise(x_t, t):
+            calls.append((len(idx), int(t[0])))
+            return x0_true[idx]
+        return denoise
+    oracle.conditions = conditions
+    return condition, calls
 
 
 def test_pgs_with_an_oracle_denoiser_recovers_x0_and_counts_nfe_exactly():
@@ -37,61 +29,35 @@ def test_pgs_with_an_oracle_denoiser_recovers_x0_and_counts_nfe_exactly():
     y0 = x0 + 0.1 * torch.randn_like(x0)
     groups = torch.randint(0, 3, (n,))
     cfg = PGSConfig(starts=(50, 150, 300), steps=(1, 3, 5), batch_size=8)
-    oracle = Oracle(x0)
-    out, stats = sample_patches(oracle, y0, groups, cfg, torch.randn_like(x0))
+    denoise, calls = oracle(x0)
+    out, stats = sample_patches(denoise, y0, groups, cfg, torch.randn_like(x0))
     assert torch.allclose(out, x0, atol=1e-5)
     counts = [int((groups == g).sum()) for g in range(3)]
     assert stats.patches == counts
     assert stats.patch_nfe == [c * s for c, s in zip(counts, (1, 3, 5))]
-    assert sum(c for c, _ in oracle.calls) == stats.total_nfe     # every call was counted once
-    assert len(oracle.calls) == stats.calls
-    assert max(c for c, _ in oracle.calls) <= 8                    # batches are bounded
-    assert sum(oracle.prepared) == n                               # each patch conditioned once
+    assert sum(c for c, _ in calls) == stats.total_nfe          # every call was counted once
+    assert max(c for c, _ in calls) <= 8                           # batches are bounded
+    assert sum(oracle.conditions) == n                             # each patch conditioned once
     # each group starts at its own T_g
-    assert {t for _, ts in oracle.calls for t in ts} >= {50, 150, 300}
-
-
-def test_calls_are_packed_across_groups():
-    """10 Hard (5 steps), 6 Medium (3), 12 Simple (1) = 80 patch-NFE in pools of 8: ten full calls
-    (one batch per group at a time would take 2 x 5 + 3 + 2 = 15, most of them part-empty)."""
-    groups = torch.tensor([2] * 10 + [1] * 6 + [0] * 12)
-    x0 = torch.rand(len(groups), 3, 4, 4)
-    oracle = Oracle(x0)
-    cfg = PGSConfig(starts=(50, 150, 300), steps=(1, 3, 5), batch_size=8)
-    out, stats = sample_patches(oracle, x0, groups, cfg, torch.randn_like(x0))
-    assert stats.total_nfe == 80 and stats.calls == 10
-    assert [c for c, _ in oracle.calls] == [8] * 10
-    assert any(len(ts) > 1 for _, ts in oracle.calls)             # patches at different t, one call
-    assert torch.allclose(out, x0, atol=1e-5)
+    assert {t for _, t in calls} >= {50, 150, 300}
 
 
 def test_uniform_mode_gives_every_patch_the_same_plan():
     x0 = torch.zeros(10, 3, 4, 4)
-    oracle = Oracle(x0)
+    denoise, calls = oracle(x0)
     cfg = PGSConfig(uniform=(300, 4))
-    _, stats = sample_patches(oracle, x0, torch.tensor([0, 1, 2] * 3 + [0]), cfg, torch.randn_like(x0))
-    assert stats.total_nfe == 40 and {t for _, ts in oracle.calls for t in ts} == {300, 225, 150, 75}
+    _, stats = sample_patches(denoise, x0, torch.tensor([0, 1, 2] * 3 + [0]), cfg, torch.randn_like(x0))
+    assert stats.total_nfe == 40 and {t for _, t in calls} == {300, 225, 150, 75}
 
 
-def test_callback_sees_every_step_of_every_patch_in_order():
-    """One call serves all three groups; the callback gets one StepInfo per group and step."""
+def test_callback_sees_every_step():
     x0 = torch.zeros(6, 3, 4, 4)
+    denoise, _ = oracle(x0)
     seen = []
     cfg = PGSConfig(starts=(10, 20, 30), steps=(1, 2, 3))
-    sample_patches(Oracle(x0), x0, torch.tensor([0, 1, 2, 2, 1, 0]), cfg, torch.randn_like(x0),
-                   callback=lambda s: seen.append((s.group, s.step, s.t, s.idx.tolist())))
-    assert seen == [(2, 0, 30, [2, 3]), (1, 0, 20, [1, 4]), (0, 0, 10, [0, 5]),
-                    (2, 1, 20, [2, 3]), (1, 1, 10, [1, 4]),
-                    (2, 2, 10, [2, 3])]
-
-
-def test_progress_counts_every_patch_once():
-    groups = torch.tensor([2] * 5 + [1] * 7 + [0] * 9)
-    x0 = torch.zeros(len(groups), 3, 4, 4)
-    done = []
-    sample_patches(Oracle(x0), x0, groups, PGSConfig(batch_size=4), torch.randn_like(x0),
-                   progress=done.append)
-    assert sum(done) == len(groups)
+    sample_patches(denoise, x0, torch.tensor([0, 1, 2, 2, 1, 0]), cfg, torch.randn_like(x0),
+                   callback=lambda s: seen.append((s.group, s.step, s.t)))
+    assert seen == [(0, 0, 10), (1, 0, 20), (1, 1, 10), (2, 0, 30), (2, 1, 20), (2, 2, 10)]
 
 
 @pytest.mark.parametrize("starts,steps", [((200, 100, 300), (1, 2, 3)), ((100, 200, 300), (2, 2, 3)),

@@ -109,20 +109,6 @@ class PatchCondition:
     y_tokens: Tensor
     prompt_kv: list[tuple[Tensor, Tensor]] | None
 
-    def rows(self, sel: Tensor) -> PatchCondition:
-        """A copy of the rows `sel` (a long tensor of patch positions)."""
-        kv = None if self.prompt_kv is None else [(k[sel], v[sel]) for k, v in self.prompt_kv]
-        return PatchCondition(self.y0[sel], self.y_tokens[sel], kv)
-
-    def put_(self, slots: Tensor, src: PatchCondition, rows: Tensor) -> None:
-        """In place: this condition's rows `slots` = src's rows `rows`."""
-        if (self.prompt_kv is None) != (src.prompt_kv is None):
-            raise ValueError("cannot mix patch conditions with and without a prompt")
-        self.y0[slots] = src.y0[rows]
-        self.y_tokens[slots] = src.y_tokens[rows]
-        for (k, v), (k2, v2) in zip(self.prompt_kv or [], src.prompt_kv or []):
-            k[slots], v[slots] = k2[rows], v2[rows]
-
 
 class PatchDiT(nn.Module):
     """(x_t, t, y0, prompt) -> x0_hat. x_t, y0: (M, 3, P, P) in [-1, 1]; t: (M,) ints; prompt:

@@ -1,9 +1,8 @@
 """Group-sampling analysis, the cache: uniform runs once, any per-group plan composed from them.
 
-Patches are sampled independently (the sampler packs patches of any group and step into one
-denoiser call, and a patch's result does not depend on its call-mates beyond float rounding), so the
-patches PGS gives group g under (T_g, N_g) are the patches of the uniform run (T_g, N_g) restricted
-to group g. `run_grid` runs every uniform (T, N) of a small grid once per image
+Patches are sampled independently, and even in uniform mode the sampler batches patches group by
+group, so the patches PGS gives group g under (T_g, N_g) are the patches of the uniform run
+(T_g, N_g) restricted to group g. `run_grid` runs every uniform (T, N) of a small grid once per image
 and keeps the restored patches; `compose` then assembles the image of *any* per-group plan, under any
 grouping, without another denoiser call (equal to a real PGS run up to float rounding). Sweeps,
 sliders and the budget allocator (eval/claims.py) all read that cache.
