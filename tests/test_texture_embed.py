@@ -158,13 +158,19 @@ def test_cli_eval_trains_the_key_network_for_embed_iters(tmp_path):
     assert sorted(rep["held_out"]) == ["noise", "stripes"]
 
 
+def _stripes_and_red():
+    """Two 192 px test photos: vertical grey stripes, and a red one with faint horizontal stripes."""
+    xx = torch.arange(192).float().expand(192, 192)
+    vertical = (0.5 + 0.3 * torch.sin(2 * torch.pi * xx / 16)).expand(3, -1, -1)
+    red = torch.tensor([0.8, 0.2, 0.2])[:, None, None] * (0.9 + 0.1 * vertical[:1].transpose(1, 2))
+    return vertical, red
+
+
 def test_retrieval_report_names_the_photo_a_miss_comes_from():
     """Two photos with the same texture are each other's distractors: `confused_with` says so."""
     from patchscaler_lite.eval.retrieval import evaluate_retrieval
 
-    xx = torch.arange(192).float().expand(192, 192)
-    vertical = (0.5 + 0.3 * torch.sin(2 * torch.pi * xx / 16)).expand(3, -1, -1)
-    red = torch.tensor([0.8, 0.2, 0.2])[:, None, None] * (0.9 + 0.1 * vertical[:1].transpose(1, 2))
+    vertical, red = _stripes_and_red()
     photos = {"stripes": vertical.clone(), "stripes_twin": vertical.clone(), "red": red}
     rep = evaluate_retrieval(coarse="bicubic", keys="coarse", size=12, k=1, descriptor="gabor",
                              patch_size=32, n_patches=400, photos=photos, held_out=None)
@@ -182,9 +188,7 @@ def test_retrieval_report_splits_top1_by_how_textured_the_query_is():
     quarters add up to the overall top-1."""
     from patchscaler_lite.eval.retrieval import evaluate_retrieval
 
-    xx = torch.arange(192).float().expand(192, 192)
-    vertical = (0.5 + 0.3 * torch.sin(2 * torch.pi * xx / 16)).expand(3, -1, -1)
-    red = torch.tensor([0.8, 0.2, 0.2])[:, None, None] * (0.9 + 0.1 * vertical[:1].transpose(1, 2))
+    vertical, red = _stripes_and_red()
     grey = torch.full((3, 192, 192), 0.5)
     photos = {"stripes": vertical.clone(), "red": red, "grey": grey, "grey_twin": grey.clone()}
     rep = evaluate_retrieval(coarse="bicubic", keys="coarse", size=12, k=1, descriptor="gabor",
